@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from werkzeug.exceptions import HTTPException
+from flask import current_app, jsonify
+from pydantic import ValidationError as PydanticValidationError
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+
+if TYPE_CHECKING:
+    from flask import Flask, Response
 
 
 class GatewayError(HTTPException):
-    """Base for our own failures: a status ``code``, a ``description`` and a stable ``error_type``."""
+    """Our own failures: a status ``code``, a ``description`` and a stable ``error_type``."""
 
     code = 500
     error_type = "internal_error"
@@ -63,7 +70,7 @@ class UpstreamTimeout(GatewayError):
 
 
 class ToolUnavailable(Exception):
-    """An MCP server or tool cannot be used right now; becomes an error tool result, not an HTTP error."""
+    """An MCP server or tool is unusable now; the model gets an error tool result, not HTTP."""
 
 
 def error_type_for(exc: HTTPException) -> str:
@@ -80,3 +87,41 @@ def envelope(error_type: str, message: str, details: Any = None) -> dict[str, An
     if details is not None:
         error["details"] = details
     return {"error": error}
+
+
+def register_error_handlers(app: Flask) -> None:
+    """One handler for HTTP errors, one for validation, one for a lost database."""
+    app.register_error_handler(HTTPException, _handle_http_exception)
+    app.register_error_handler(PydanticValidationError, _handle_validation_error)
+    app.register_error_handler(OperationalError, _handle_database_unavailable)
+    app.register_error_handler(SQLAlchemyTimeoutError, _handle_database_unavailable)
+
+
+def _handle_http_exception(exc: HTTPException) -> Response:
+    code = exc.code or 500
+    if code >= 500 and not isinstance(exc, GatewayError):
+        # Never a traceback or an internal message: the log has the details.
+        message = "The server could not complete the request."
+    else:
+        message = exc.description or exc.name
+    details = getattr(exc, "details", None)
+    response = jsonify(envelope(error_type_for(exc), message, details))
+    response.status_code = code
+    for name, value in getattr(exc, "extra_headers", {}).items():
+        response.headers[name] = value
+    if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+        response.headers["Allow"] = ", ".join(exc.valid_methods)
+    return response
+
+
+def _handle_validation_error(exc: PydanticValidationError) -> Response:
+    details = [
+        {"field": ".".join(str(p) for p in err["loc"]), "message": err["msg"]}
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
+    return _handle_http_exception(ValidationFailed(details=details))
+
+
+def _handle_database_unavailable(exc: Exception) -> Response:
+    current_app.logger.warning("database unavailable: %s", type(exc).__name__)
+    return _handle_http_exception(ServiceUnavailable("The database is unavailable; retry shortly."))

@@ -1,0 +1,86 @@
+"""MCP Gateway: an AI chat gateway with intelligent MCP routing."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from gateway import access, health, metrics, models  # noqa: F401  (models registers the tables)
+from gateway.config import Settings, load_settings
+from gateway.database import MIGRATIONS_DIR, engine_options
+from gateway.errors import register_error_handlers
+from gateway.extensions import db, jwt, migrate
+from gateway.logs import configure_logging
+from gateway.requests import JSONRequest
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the application; ``config`` overrides settings by field name (tests, tools)."""
+    settings = load_settings(config)
+    configure_logging(settings.log_level, settings.log_format)
+    app = Flask(__name__)
+    app.request_class = JSONRequest
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["gateway.settings"] = settings
+    app.config.update(_flask_config(settings, app))
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS_DIR)
+    jwt.init_app(app)
+    register_error_handlers(app)
+    access.init_app(app)
+
+    app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
+    return app
+
+
+def _flask_config(settings: Settings, app: Flask) -> dict[str, Any]:
+    database_url = _with_driver(settings.database_url) or _embedded_database(app)
+    return {
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": engine_options(settings, database_url),
+        "MAX_CONTENT_LENGTH": settings.max_request_bytes,
+        "JWT_SECRET_KEY": settings.jwt_secret_key or _development_secret(app),
+    }
+
+
+def _with_driver(url: str | None) -> str | None:
+    """SQLAlchemy 2.1 maps postgresql:// to psycopg 3; we ship psycopg2."""
+    if url and url.startswith("postgresql://"):
+        return "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+    return url
+
+
+def _embedded_database(app: Flask) -> str:
+    """Development default: a SQLite file, so that `make run` needs no PostgreSQL."""
+    os.makedirs(app.instance_path, exist_ok=True)
+    path = Path(app.instance_path) / "gateway.db"
+    log.info("Using the embedded SQLite database %s (development only; set DATABASE_URL)", path)
+    return f"sqlite:///{path}"
+
+
+def _development_secret(app: Flask) -> str:
+    """A random key kept in instance/, shared by every worker; production refuses to get here."""
+    os.makedirs(app.instance_path, exist_ok=True)
+    path = Path(app.instance_path) / "dev-jwt-secret"
+    if not path.exists():
+        # Written aside then linked into place, so a worker never reads a half-written key.
+        draft = path.with_name(f".{path.name}.{os.getpid()}")
+        draft.write_text(secrets.token_urlsafe(48), encoding="utf-8")
+        draft.chmod(0o600)
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return path.read_text(encoding="utf-8").strip()

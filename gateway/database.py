@@ -1,0 +1,154 @@
+"""Database start-up: connection options, waiting for the server, migrations once under a lock."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import flask_migrate
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+from gateway.extensions import db
+
+if TYPE_CHECKING:
+    from flask import Flask
+    from sqlalchemy.engine import Connection, Engine
+
+    from gateway.config import Settings
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
+# Any constant works; it only has to be the same in every process that migrates.
+MIGRATION_LOCK_KEY = 0x6D6370677731  # "mcpgw1"
+MAX_RETRY_DELAY = 5.0
+
+
+class DatabaseUnavailable(Exception):
+    """The database did not answer before the start-up deadline."""
+
+
+def engine_options(settings: Settings, database_url: str) -> dict[str, Any]:
+    """Pool sized to the threads of one worker.
+
+    Capacity: workers x (pool_size + max_overflow) must stay below PostgreSQL's
+    max_connections (default 100); the defaults, 2 x (5 + 5) = 20, leave room for replicas.
+    """
+    if database_url.startswith("sqlite"):
+        return {}
+    return {
+        "pool_pre_ping": True,
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_max_overflow,
+        "pool_timeout": settings.db_pool_timeout,
+        "pool_recycle": 1800,
+        "connect_args": {
+            "connect_timeout": settings.db_connect_timeout,
+            "application_name": "mcp-gateway",
+        },
+    }
+
+
+def _reason(exc: OperationalError) -> str:
+    """The first line of the driver's message: host and port, never the password."""
+    lines = str(exc.orig or exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def wait_for_database(
+    engine: Engine, *, deadline: float, sleep: Callable[[float], None] = time.sleep
+) -> None:
+    """Retry with capped exponential backoff, one log line per attempt, until ``deadline`` s."""
+    started = time.monotonic()
+    delay = 0.5
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except OperationalError as exc:
+            remaining = deadline - (time.monotonic() - started)
+            if remaining <= 0:
+                raise DatabaseUnavailable(
+                    f"database not reachable after {attempt} attempts in {deadline:g} s: "
+                    f"{_reason(exc)}"
+                ) from None
+            wait = min(delay, remaining)
+            log.warning(
+                "⏳ Database not reachable (attempt %d): %s; retrying in %.1f s",
+                attempt,
+                _reason(exc),
+                wait,
+            )
+            sleep(wait)
+            delay = min(delay * 2, MAX_RETRY_DELAY)
+            continue
+        if attempt > 1:
+            log.info("Database reachable after %d attempts", attempt)
+        return
+
+
+def _current_revision(conn: Connection) -> str | None:
+    revision = MigrationContext.configure(conn).get_current_revision()
+    conn.rollback()
+    return revision
+
+
+def upgrade_database(app: Flask) -> str:
+    """Apply pending migrations once, whichever of several starting processes gets the lock.
+
+    Returns "created", "migrated" or "up to date".
+    """
+    settings = app.extensions["gateway.settings"]
+    with app.app_context():
+        engine = db.engine
+        wait_for_database(engine, deadline=settings.db_connect_deadline)
+        head = ScriptDirectory(MIGRATIONS_DIR).get_current_head()
+        with engine.connect() as conn:
+            locking = conn.dialect.name == "postgresql"
+            if locking:
+                # Session-level lock: other processes wait here until the schema is at head.
+                conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                conn.commit()
+            try:
+                current = _current_revision(conn)
+                if current == head:
+                    outcome = "up to date"
+                else:
+                    flask_migrate.upgrade(directory=MIGRATIONS_DIR)
+                    outcome = "created" if current is None else "migrated"
+            finally:
+                if locking:
+                    conn.execute(
+                        text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                    )
+                    conn.commit()
+        engine.dispose()
+    if outcome == "created":
+        log.info("✅ Database tables created successfully")
+    elif outcome == "migrated":
+        log.info("✅ Database migrated from %s to %s", current, head)
+    else:
+        log.info("✅ Database tables up to date")
+    return outcome
+
+
+def database_ready(timeout_ms: int = 2000) -> bool:
+    """True when the database answers a trivial query within ``timeout_ms``."""
+    try:
+        with db.engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text(f"SET LOCAL statement_timeout = {int(timeout_ms)}"))
+            conn.execute(text("SELECT 1"))
+            conn.rollback()
+    except Exception:  # any failure means "not ready"; the log says why
+        log.warning("readiness: database check failed", exc_info=True)
+        return False
+    return True

@@ -1,0 +1,28 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+from flask.typing import ResponseReturnValue
+
+from gateway.database import database_ready
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/health")
+def liveness() -> ResponseReturnValue:
+    """Touches no dependency: a slow database must not get the container restarted."""
+    return {"status": "ok"}
+
+
+@bp.get("/health/ready")
+def readiness() -> ResponseReturnValue:
+    """Ready when the database answers; names the failed dependency, never its internals."""
+    checks = {"database": "ok" if database_ready() else "unavailable"}
+    ready = all(state == "ok" for state in checks.values())
+    response = jsonify({"status": "ok" if ready else "unavailable", "checks": checks})
+    response.status_code = 200 if ready else 503
+    if not ready:
+        response.headers["Retry-After"] = "5"
+    return response

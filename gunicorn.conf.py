@@ -1,0 +1,69 @@
+"""Gunicorn settings: `gunicorn -c gunicorn.conf.py wsgi:app`.
+
+The master runs the one-time start-up work (settings check, migrations) before it forks;
+each worker builds its own app, database pool and MCP sessions after the fork.
+"""
+
+import os
+import shutil
+import sys
+import tempfile
+
+# Metrics from all workers are aggregated through files in this directory. It must be set
+# before prometheus_client is first imported, which happens when the app is built below.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="gateway-metrics-")
+    _owns_metrics_dir = True
+else:
+    _owns_metrics_dir = False
+
+from gateway.config import ConfigError, gunicorn_counts  # noqa: E402  (after the line above)
+
+try:
+    workers, threads = gunicorn_counts()
+except ConfigError as exc:
+    sys.exit(f"configuration error: {exc}")
+
+bind = os.environ.get("BIND", "0.0.0.0:8000")
+# Threads, not processes, wait on LLM and tool calls: each is I/O-bound.
+worker_class = "gthread"
+# No preloading: per-process resources (database pool, MCP sessions) are created after fork.
+preload_app = False
+# With gthread this only catches a worker whose main loop is stuck, not a slow request:
+# request deadlines (LLM, MCP and database timeouts) live in the application.
+timeout = 120
+# On SIGTERM, in-flight requests and streams get this long to finish.
+graceful_timeout = 30
+keepalive = 5
+# Recycle workers now and then, so that a slow leak cannot grow without bound.
+max_requests = 5000
+max_requests_jitter = 500
+# The application logs one line per request itself (with the request id).
+accesslog = None
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+
+
+def on_starting(server):
+    """Check the settings and migrate the database once, in the master, before any fork."""
+    from gateway import create_app
+    from gateway.database import DatabaseUnavailable, upgrade_database
+
+    try:
+        app = create_app()
+        upgrade_database(app)
+    except (ConfigError, DatabaseUnavailable) as exc:
+        server.log.error("start-up failed: %s", exc)
+        sys.exit(1)
+
+
+def child_exit(server, worker):
+    """Drop a dead worker's live gauges from the aggregated metrics."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if _owns_metrics_dir:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

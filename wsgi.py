@@ -1,0 +1,3 @@
+from gateway import create_app
+
+app = create_app()
