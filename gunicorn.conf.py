@@ -47,11 +47,11 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 def on_starting(server):
     """Check the settings and migrate the database once, in the master, before any fork."""
     from gateway import create_app
-    from gateway.database import DatabaseUnavailable, upgrade_database
+    from gateway.database import DatabaseUnavailable
+    from gateway.startup import prepare_service
 
     try:
-        app = create_app()
-        upgrade_database(app)
+        prepare_service(create_app())
     except (ConfigError, DatabaseUnavailable) as exc:
         server.log.error("start-up failed: %s", exc)
         sys.exit(1)

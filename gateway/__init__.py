@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from gateway import access, health, metrics, models  # noqa: F401  (models registers the tables)
+from gateway import access, auth, health, metrics, models  # noqa: F401  (models registers the tables)
 from gateway.config import Settings, load_settings
 from gateway.database import MIGRATIONS_DIR, engine_options
 from gateway.errors import register_error_handlers
@@ -31,12 +32,17 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["gateway.settings"] = settings
     app.config.update(_flask_config(settings, app))
+    if settings.trusted_proxies:
+        # Behind nginx, the client address (login throttling, logs) is in X-Forwarded-For.
+        proxies = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
 
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR)
     jwt.init_app(app)
     register_error_handlers(app)
     access.init_app(app)
+    auth.init_app(app)
 
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)

@@ -54,6 +54,7 @@ class Settings:
     redis_url: str | None = None
     login_max_failures: int = 5
     login_window_seconds: int = 300
+    trusted_proxies: int = 0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -63,6 +64,11 @@ class Settings:
     @property
     def is_development(self) -> bool:
         return self.environment == "development"
+
+    @property
+    def mock_auth_enabled(self) -> bool:
+        """The one switch for mock authentication: development only, never elsewhere."""
+        return self.environment == "development" and self.mock_auth
 
 
 def _read_secret(name: str, environ: Mapping[str, str]) -> str | None:
@@ -117,6 +123,7 @@ _INT_KEYS = {
     "REFRESH_TOKEN_DAYS": ("refresh_token_days", 1),
     "LOGIN_MAX_FAILURES": ("login_max_failures", 1),
     "LOGIN_WINDOW_SECONDS": ("login_window_seconds", 1),
+    "TRUSTED_PROXIES": ("trusted_proxies", 0),
 }
 _FLOAT_KEYS = {
     "DB_CONNECT_DEADLINE": "db_connect_deadline",
@@ -188,6 +195,10 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError(
             "DATABASE_URL: must be a postgresql:// (or, in development, sqlite://) URL"
         )
+    if settings.mock_auth and not settings.is_development:
+        raise ConfigError(
+            f"MOCK_AUTH: mock authentication is refused when ENVIRONMENT={settings.environment}"
+        )
     if not settings.is_production:
         if settings.environment == "test" and not url:
             raise ConfigError("DATABASE_URL: required when ENVIRONMENT=test")
@@ -201,8 +212,6 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError(
             f"JWT_SECRET_KEY: production needs a secret of at least {MIN_SECRET_BYTES} bytes"
         )
-    if settings.mock_auth:
-        raise ConfigError("MOCK_AUTH: mock authentication is refused in production")
     return settings
 
 

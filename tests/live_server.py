@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +69,22 @@ def gunicorn(env: Mapping[str, str], *, workers: int = 2, threads: int = 4) -> I
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def served_by(server: LiveServer, method: str, path: str, status: int) -> set[str]:
+    """Pids of the workers whose access log shows this request line."""
+    pattern = rf"\[(\d+)\] gateway\.access: {method} {re.escape(path)} {status} "
+    return set(re.findall(pattern, server.log()))
+
+
+def wait_all_workers_serving(server: LiveServer, workers: int, timeout: float = 30) -> None:
+    """Send parallel /health requests until every worker has answered one."""
+    deadline = time.monotonic() + timeout
+    with ThreadPoolExecutor(8) as pool:
+        while len(served_by(server, "GET", "/health", 200)) < workers:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"not every worker answered:\n{server.log()}")
+            list(pool.map(lambda _: requests.get(server.url + "/health", timeout=5), range(16)))
 
 
 def _wait_healthy(server: LiveServer, timeout: float = 60) -> None:

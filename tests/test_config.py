@@ -43,6 +43,10 @@ def test_production_with_safe_settings_is_accepted():
         ({**PRODUCTION, "DATABASE_URL": "sqlite:///x.db"}, "DATABASE_URL: SQLite is refused"),
         ({**PRODUCTION, "DATABASE_URL": ""}, "DATABASE_URL: required in production"),
         ({**PRODUCTION, "MOCK_AUTH": "true"}, "MOCK_AUTH: mock authentication is refused"),
+        (
+            {"ENVIRONMENT": "test", "DATABASE_URL": "postgresql://x/y", "MOCK_AUTH": "1"},
+            "MOCK_AUTH",
+        ),
         ({"ENVIRONMENT": "test"}, "DATABASE_URL: required when ENVIRONMENT=test"),
         ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL: must be a postgresql://"),
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT: must be text or json"),

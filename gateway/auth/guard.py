@@ -1,0 +1,74 @@
+"""Who is calling: a JWT access token, a personal API key, or (development only) the mock user."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import current_app, g, request
+from flask_jwt_extended import get_current_user, verify_jwt_in_request
+from werkzeug.exceptions import Forbidden
+
+from gateway.auth.tokens import API_KEY_PREFIX, user_for_api_key
+from gateway.auth.users import ensure_mock_user
+from gateway.errors import GatewayError
+from gateway.models import User
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class AuthenticationRequired(GatewayError):
+    code = 401
+    error_type = "unauthorized"
+    description = "Authentication is required."
+
+    def __init__(self, description: str | None = None) -> None:
+        super().__init__(description, headers={"WWW-Authenticate": "Bearer"})
+
+
+def current_user() -> User:
+    """The caller, resolved once per request."""
+    user = g.get("current_user")
+    if user is None:
+        user = g.current_user = _resolve_caller()
+    return user
+
+
+def _resolve_caller() -> User:
+    header = request.headers.get("Authorization", "")
+    if not header:
+        if current_app.extensions["gateway.settings"].mock_auth_enabled:
+            return ensure_mock_user()
+        raise AuthenticationRequired("Missing Authorization header.")
+    scheme, _, credential = header.partition(" ")
+    credential = credential.strip()
+    if scheme.lower() != "bearer" or not credential:
+        raise AuthenticationRequired("The Authorization header must be 'Bearer <token>'.")
+    if credential.startswith(API_KEY_PREFIX):
+        user = user_for_api_key(credential)
+        if user is None:
+            raise AuthenticationRequired("The API key is invalid, expired or revoked.")
+        return user
+    verify_jwt_in_request()  # access tokens only; failures become 401 through the JWT loaders
+    return get_current_user()
+
+
+def login_required(view: F) -> F:
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        current_user()
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def admin_required(view: F) -> F:
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not current_user().is_admin:
+            raise Forbidden("This endpoint is for administrators.")
+        return view(*args, **kwargs)
+
+    wrapper.admin_only = True  # type: ignore[attr-defined]
+    return wrapper  # type: ignore[return-value]

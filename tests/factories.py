@@ -1,0 +1,40 @@
+"""Test data from plain functions, through the real code paths."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask
+from flask_jwt_extended import create_access_token
+
+from gateway.auth.users import register_user
+from gateway.models import User
+
+PASSWORD = "correct horse battery staple"
+_counter = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Account:
+    """A user as tests need it after the app context is gone."""
+
+    id: uuid.UUID
+    email: str
+    password: str
+    headers: dict[str, str]
+
+
+def auth_headers(user: User, **token_options: Any) -> dict[str, str]:
+    """A real access token for ``user`` (inside an app context)."""
+    return {"Authorization": f"Bearer {create_access_token(identity=user, **token_options)}"}
+
+
+def create_account(
+    app: Flask, *, email: str | None = None, password: str = PASSWORD, role: str = "user"
+) -> Account:
+    with app.app_context():
+        user = register_user(email or f"user{next(_counter)}@example.com", password, role=role)
+        return Account(user.id, user.email, password, auth_headers(user))
