@@ -15,7 +15,6 @@ SECRET_KEYS = (
     "ANTHROPIC_API_KEY",
     "OPENAI_API_KEY",
     "ADMIN_PASSWORD",
-    "REDIS_URL",
 )
 # A random key is generated for development and test only: production must set its own.
 MIN_SECRET_BYTES = 32
@@ -51,7 +50,6 @@ class Settings:
     refresh_token_days: int = 7
     admin_email: str | None = None
     admin_password: str | None = None
-    redis_url: str | None = None
     login_max_failures: int = 5
     login_window_seconds: int = 300
     trusted_proxies: int = 0
