@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 
@@ -37,11 +37,27 @@ def complete_turn(
     provider: Provider,
     request: ChatRequest,
     run_tool: ToolRunner,
-    **options: object,
+    *,
+    fallback: Provider | None = None,
+    max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS,
+    max_parallel_tools: int = 4,
+    prices: Mapping[str, ModelPrice] | None = None,
+    cancelled: CancelCheck | None = None,
 ) -> ChatResponse:
-    """Run a whole turn without streaming and return its final response."""
+    """Run a whole turn without streaming (one non-streaming call per round); return the answer."""
+    events = run_turn(
+        provider,
+        request,
+        run_tool,
+        stream=False,
+        fallback=fallback,
+        max_tool_rounds=max_tool_rounds,
+        max_parallel_tools=max_parallel_tools,
+        prices=prices,
+        cancelled=cancelled,
+    )
     response = None
-    for event in run_turn(provider, request, run_tool, stream=False, **options):  # type: ignore[arg-type]
+    for event in events:
         if event.type == "done":
             response = event.response
     assert response is not None, "run_turn always ends with a done event"
@@ -136,7 +152,7 @@ class _Turn:
 
     def call_model(
         self, round_no: int, stream: bool, is_cancelled: CancelCheck
-    ) -> Iterator[ChatEvent] | ChatResponse | None:
+    ) -> Generator[ChatEvent, None, ChatResponse | None]:
         """Ask the current provider (once falling back to the fallback); None when cancelled."""
         request = replace(self.request, messages=self.request.messages + tuple(self.added))
         if self.fallback_from is not None:
@@ -168,7 +184,7 @@ class _Turn:
 
     def _ask(
         self, request: ChatRequest, round_no: int, stream: bool, is_cancelled: CancelCheck
-    ) -> Iterator[ChatEvent] | ChatResponse | None:
+    ) -> Generator[ChatEvent, None, ChatResponse | None]:
         if not stream:
             response = self.provider.complete(request)
             if response.text:
@@ -186,7 +202,9 @@ class _Turn:
                 yield replace(event, round=round_no)
         finally:
             # Closing the provider's generator closes the upstream HTTP response.
-            events.close()  # type: ignore[attr-defined]
+            close = getattr(events, "close", None)
+            if close is not None:
+                close()
         raise UpstreamError(f"{self.provider.name} ended its stream without an answer.")
 
     def done(self, text: str, stop_reason: StopReason, *, partial: bool = False) -> ChatEvent:

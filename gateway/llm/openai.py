@@ -33,6 +33,13 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 # What the SDK and its transport raise; anything else is our bug and must not become a 502.
 _SDK_ERRORS = (openai.OpenAIError, httpx2.HTTPError)
 
+# Otherwise OPENAI_ORG_ID / OPENAI_PROJECT_ID from the environment are sent as headers;
+# the SDK drops headers set to ``omit`` (typed as str, hence Any).
+_OMIT_ENV_HEADERS: dict[str, Any] = {
+    "OpenAI-Organization": openai.omit,
+    "OpenAI-Project": openai.omit,
+}
+
 _STOP_REASONS: dict[str | None, StopReason] = {
     "stop": "end_turn",
     "tool_calls": "tool_use",
@@ -88,11 +95,7 @@ class OpenAIProvider:
                         base_url=self._base_url,
                         timeout=self._timeout,
                         max_retries=self._max_retries,
-                        # Otherwise OPENAI_ORG_ID / OPENAI_PROJECT_ID are sent as headers.
-                        default_headers={
-                            "OpenAI-Organization": openai.omit,
-                            "OpenAI-Project": openai.omit,
-                        },
+                        default_headers=_OMIT_ENV_HEADERS,
                         http_client=openai.DefaultHttpxClient(
                             event_hooks={"response": [base.retry_after_hook(self._max_retry_wait)]}
                         ),
