@@ -1,0 +1,321 @@
+"""Anthropic Messages API provider, through the official SDK."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import anthropic
+import httpx2
+
+from gateway.errors import GatewayError
+from gateway.llm import base
+from gateway.llm.types import (
+    ChatEvent,
+    ChatRequest,
+    ChatResponse,
+    Message,
+    StopReason,
+    ToolCall,
+    Usage,
+    wire_name,
+)
+from gateway.tools import Tool, ToolResult
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+
+# What the SDK and its transport raise; anything else is our bug and must not become a 502.
+_SDK_ERRORS = (anthropic.AnthropicError, httpx2.HTTPError)
+
+_STOP_REASONS: dict[str | None, StopReason] = {
+    "end_turn": "end_turn",
+    "stop_sequence": "end_turn",
+    "tool_use": "tool_use",
+    "max_tokens": "max_tokens",
+    "model_context_window_exceeded": "max_tokens",
+    "refusal": "refusal",
+}
+
+
+class AnthropicProvider:
+    """Messages API with tools; the SDK client is built on first use and then shared."""
+
+    label = "Anthropic"
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        default_model: str,
+        base_url: str | None = None,
+        timeout: float = 60.0,
+        connect_timeout: float = 5.0,
+        max_retries: int = 2,
+        max_retry_wait: float = base.DEFAULT_MAX_RETRY_WAIT,
+        name: str = "anthropic",
+    ) -> None:
+        self.name = name
+        self.default_model = default_model
+        self._api_key = api_key
+        self._base_url = base_url or DEFAULT_BASE_URL
+        self._timeout = httpx2.Timeout(timeout, connect=connect_timeout)
+        self._max_retries = max_retries
+        self._max_retry_wait = max_retry_wait
+        self._client: anthropic.Anthropic | None = None
+        self._lock = threading.Lock()
+
+    def client(self) -> anthropic.Anthropic:
+        """The SDK client, created once, with every setting explicit so no env var leaks in."""
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = anthropic.Anthropic(
+                        api_key=self._api_key,
+                        base_url=self._base_url,
+                        timeout=self._timeout,
+                        max_retries=self._max_retries,
+                        # An explicit option stops ANTHROPIC_OPEN_TELEMETRY_* from turning on
+                        # prompt capture in traces.
+                        open_telemetry={},
+                        default_headers=_omit_env_headers(),
+                        http_client=anthropic.DefaultHttpxClient(
+                            event_hooks={"response": [base.retry_after_hook(self._max_retry_wait)]}
+                        ),
+                    )
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    def complete(self, request: ChatRequest) -> ChatResponse:
+        params = self._params(request)
+        started = time.perf_counter()
+        try:
+            message = self.client().messages.create(**params)
+        except _SDK_ERRORS as exc:
+            raise self._failure(exc) from exc
+        text = "".join(b.text for b in message.content if b.type == "text")
+        calls = tuple(
+            _tool_call(b.id, b.name, b.input) for b in message.content if b.type == "tool_use"
+        )
+        return ChatResponse(
+            text=text,
+            provider=self.name,
+            model=message.model or params["model"],
+            stop_reason=_STOP_REASONS.get(message.stop_reason, "other"),
+            tool_calls=calls,
+            usage=Usage(message.usage.input_tokens or 0, message.usage.output_tokens or 0),
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    def stream(self, request: ChatRequest) -> Iterator[ChatEvent]:
+        params = self._params(request)
+        started = time.perf_counter()
+        try:
+            sdk_stream = self.client().messages.create(**params, stream=True)
+        except _SDK_ERRORS as exc:
+            raise self._failure(exc) from exc
+        state = _StreamState(model=params["model"])
+        try:
+            for event in sdk_stream:
+                delta = state.apply(event)
+                if delta:
+                    yield ChatEvent(type="text_delta", text=delta)
+        except _SDK_ERRORS as exc:
+            raise self._failure(exc) from exc
+        finally:
+            sdk_stream.close()
+        if not state.finished:
+            raise base.protocol_failure(self.label, "stream ended before message_stop")
+        yield ChatEvent(
+            type="done",
+            response=ChatResponse(
+                text="".join(state.text),
+                provider=self.name,
+                model=state.model,
+                stop_reason=_STOP_REASONS.get(state.stop_reason, "other"),
+                tool_calls=state.tool_calls(),
+                usage=Usage(state.input_tokens, state.output_tokens),
+                latency_ms=(time.perf_counter() - started) * 1000,
+            ),
+        )
+
+    def _params(self, request: ChatRequest) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "model": request.model or self.default_model,
+            "max_tokens": request.max_tokens,
+            "messages": render_messages(request.messages),
+        }
+        if request.system:
+            params["system"] = request.system
+        if request.tools:
+            params["tools"] = [render_tool(t) for t in request.tools]
+        if request.temperature is not None:
+            params["temperature"] = request.temperature
+        return params
+
+    def _failure(self, exc: Exception) -> GatewayError:
+        if isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException):
+            return base.timeout_failure(self.label, exc)
+        if isinstance(exc, anthropic.APIConnectionError):
+            return base.connection_failure(self.label, exc)
+        if isinstance(exc, anthropic.APIStatusError):
+            return base.status_failure(self.label, exc.status_code, str(exc))
+        return base.protocol_failure(self.label, exc)
+
+
+class _StreamState:
+    """Accumulates raw Messages stream events into text, tool calls, usage and stop reason."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.text: list[str] = []
+        self.blocks: dict[int, dict[str, Any]] = {}
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.stop_reason: str | None = None
+        self.finished = False
+
+    def apply(self, event: Any) -> str:
+        """Take one event; return its text delta, if any."""
+        kind = event.type
+        if kind == "message_start":
+            self.model = event.message.model or self.model
+            self.input_tokens = event.message.usage.input_tokens or 0
+            self.output_tokens = event.message.usage.output_tokens or 0
+        elif kind == "content_block_start":
+            block = event.content_block
+            self.blocks[event.index] = {
+                "type": block.type,
+                "id": getattr(block, "id", ""),
+                "name": getattr(block, "name", ""),
+                "json": "",
+            }
+        elif kind == "content_block_delta":
+            delta = event.delta
+            if delta.type == "text_delta":
+                self.text.append(delta.text)
+                return str(delta.text)
+            if delta.type == "input_json_delta" and event.index in self.blocks:
+                self.blocks[event.index]["json"] += delta.partial_json
+        elif kind == "message_delta":
+            self.stop_reason = event.delta.stop_reason
+            usage = event.usage
+            self.output_tokens = usage.output_tokens or self.output_tokens
+            if getattr(usage, "input_tokens", None):
+                self.input_tokens = usage.input_tokens
+        elif kind == "message_stop":
+            self.finished = True
+        return ""
+
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        return tuple(
+            _tool_call(b["id"], b["name"], b["json"])
+            for _, b in sorted(self.blocks.items())
+            if b["type"] == "tool_use"
+        )
+
+
+def _tool_call(call_id: str, name: str, raw: Any) -> ToolCall:
+    arguments, error = base.parse_arguments(raw)
+    return ToolCall(
+        id=call_id,
+        name=name,
+        arguments=arguments,
+        raw_arguments=raw if isinstance(raw, str) else None,
+        error=error,
+    )
+
+
+def render_tool(tool: Tool) -> dict[str, Any]:
+    """Our tool as an Anthropic tool definition."""
+    schema = dict(tool.input_schema or {})
+    schema.setdefault("type", "object")
+    return {"name": wire_name(tool), "description": tool.description, "input_schema": schema}
+
+
+def render_messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
+    """Neutral history as Messages API turns; consecutive tool results share one user turn."""
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        if message.role == "tool":
+            block = _tool_result_block(message)
+            if out and out[-1]["role"] == "user" and isinstance(out[-1]["content"], list):
+                out[-1]["content"].append(block)
+            else:
+                out.append({"role": "user", "content": [block]})
+        elif message.role == "assistant":
+            content: list[dict[str, Any]] = []
+            if message.content:
+                content.append({"type": "text", "text": message.content})
+            for call in message.tool_calls:
+                content.append(
+                    {
+                        "type": "tool_use",
+                        "id": _safe_id(call.id),
+                        "name": call.name,
+                        "input": dict(call.arguments),
+                    }
+                )
+            out.append({"role": "assistant", "content": content or "(no answer)"})
+        else:
+            out.append({"role": "user", "content": message.content})
+    return out
+
+
+def _tool_result_block(message: Message) -> dict[str, Any]:
+    result = message.tool_result or ToolResult.error("No result.")
+    return {
+        "type": "tool_result",
+        "tool_use_id": _safe_id(message.tool_call_id or ""),
+        "content": render_result_content(result),
+        "is_error": result.is_error,
+    }
+
+
+def render_result_content(result: ToolResult) -> list[dict[str, Any]]:
+    """MCP content blocks as Anthropic tool_result content: text and image blocks."""
+    blocks: list[dict[str, Any]] = []
+    for block in result.content:
+        if block.get("type") == "image" and block.get("data"):
+            blocks.append(
+                {
+                    "type": "image",
+                    "source": {
+                        "type": "base64",
+                        "media_type": block.get("mimeType", "image/png"),
+                        "data": block["data"],
+                    },
+                }
+            )
+        else:
+            blocks.append({"type": "text", "text": base.block_text(block) or "(empty)"})
+    has_text = any(b.get("type") == "text" for b in result.content)
+    if result.structured_content is not None and not has_text:
+        structured = ToolResult(structured_content=result.structured_content)
+        blocks.append({"type": "text", "text": base.result_text(structured)})
+    if not blocks:
+        blocks.append({"type": "text", "text": "(no output)"})
+    if result.truncated:
+        blocks.append({"type": "text", "text": "[result truncated]"})
+    return blocks
+
+
+def _safe_id(call_id: str) -> str:
+    """Tool-use ids must match ``^[a-zA-Z0-9_-]+$``; ids from other providers may not."""
+    cleaned = "".join(c if c.isascii() and (c.isalnum() or c in "_-") else "_" for c in call_id)
+    return cleaned or "call"
+
+
+def _omit_env_headers() -> dict[str, Any]:
+    """Cancel headers the SDK would add from ANTHROPIC_CUSTOM_HEADERS: config comes from us."""
+    raw = os.environ.get("ANTHROPIC_CUSTOM_HEADERS", "")
+    names = [line.split(":", 1)[0].strip() for line in raw.splitlines() if ":" in line]
+    return {name: anthropic.omit for name in names if name}

@@ -1,0 +1,299 @@
+"""OpenAI Chat Completions provider (official SDK); base_url reaches compatible servers."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx2
+import openai
+
+from gateway.errors import GatewayError
+from gateway.llm import base
+from gateway.llm.types import (
+    ChatEvent,
+    ChatRequest,
+    ChatResponse,
+    Message,
+    StopReason,
+    ToolCall,
+    Usage,
+    wire_name,
+)
+from gateway.tools import Tool, ToolResult
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+# What the SDK and its transport raise; anything else is our bug and must not become a 502.
+_SDK_ERRORS = (openai.OpenAIError, httpx2.HTTPError)
+
+# Otherwise OPENAI_ORG_ID / OPENAI_PROJECT_ID from the environment are sent as headers;
+# the SDK drops headers set to ``omit`` (typed as str, hence Any).
+_OMIT_ENV_HEADERS: dict[str, Any] = {
+    "OpenAI-Organization": openai.omit,
+    "OpenAI-Project": openai.omit,
+}
+
+_STOP_REASONS: dict[str | None, StopReason] = {
+    "stop": "end_turn",
+    "tool_calls": "tool_use",
+    "function_call": "tool_use",
+    "length": "max_tokens",
+    "content_filter": "refusal",
+}
+
+
+class OpenAIProvider:
+    """Chat Completions with tools; the SDK client is built on first use and then shared.
+
+    ``base_url`` (with ``/v1``) points it at Ollama, vLLM, LM Studio or any compatible
+    server; those often need no key, so a placeholder is sent when none is configured.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        default_model: str,
+        base_url: str | None = None,
+        timeout: float = 60.0,
+        connect_timeout: float = 5.0,
+        max_retries: int = 2,
+        max_retry_wait: float = base.DEFAULT_MAX_RETRY_WAIT,
+        max_tokens_param: str | None = None,
+        name: str = "openai",
+        label: str | None = None,
+    ) -> None:
+        self.name = name
+        self.default_model = default_model
+        self.label = label or ("OpenAI" if base_url is None else f"OpenAI-compatible ({name})")
+        self._api_key = api_key or "unused"
+        self._base_url = base_url or DEFAULT_BASE_URL
+        # OpenAI's newer models reject max_tokens; many compatible servers only know it.
+        self._max_tokens_param = max_tokens_param or (
+            "max_completion_tokens" if base_url is None else "max_tokens"
+        )
+        self._timeout = httpx2.Timeout(timeout, connect=connect_timeout)
+        self._max_retries = max_retries
+        self._max_retry_wait = max_retry_wait
+        self._client: openai.OpenAI | None = None
+        self._lock = threading.Lock()
+
+    def client(self) -> openai.OpenAI:
+        """The SDK client, created once, with every setting explicit so no env var leaks in."""
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = openai.OpenAI(
+                        api_key=self._api_key,
+                        base_url=self._base_url,
+                        timeout=self._timeout,
+                        max_retries=self._max_retries,
+                        default_headers=_OMIT_ENV_HEADERS,
+                        http_client=openai.DefaultHttpxClient(
+                            event_hooks={"response": [base.retry_after_hook(self._max_retry_wait)]}
+                        ),
+                    )
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    def complete(self, request: ChatRequest) -> ChatResponse:
+        params = self._params(request)
+        started = time.perf_counter()
+        try:
+            completion = self.client().chat.completions.create(**params)
+        except _SDK_ERRORS as exc:
+            raise self._failure(exc) from exc
+        if not completion.choices:
+            raise base.protocol_failure(self.label, "no choices in the completion")
+        choice = completion.choices[0]
+        calls = tuple(
+            _tool_call(c.id, i, c.function.name, c.function.arguments)
+            for i, c in enumerate(choice.message.tool_calls or ())
+            if getattr(c, "function", None) is not None
+        )
+        usage = completion.usage
+        return ChatResponse(
+            text=choice.message.content or "",
+            provider=self.name,
+            model=completion.model or params["model"],
+            stop_reason=_stop_reason(choice.finish_reason, calls),
+            tool_calls=calls,
+            usage=Usage(
+                (usage.prompt_tokens or 0) if usage else 0,
+                (usage.completion_tokens or 0) if usage else 0,
+            ),
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    def stream(self, request: ChatRequest) -> Iterator[ChatEvent]:
+        params = self._params(request)
+        params["stream"] = True
+        params["stream_options"] = {"include_usage": True}
+        started = time.perf_counter()
+        try:
+            sdk_stream = self.client().chat.completions.create(**params)
+        except _SDK_ERRORS as exc:
+            raise self._failure(exc) from exc
+        state = _StreamState(model=params["model"])
+        try:
+            for chunk in sdk_stream:
+                delta = state.apply(chunk)
+                if delta:
+                    yield ChatEvent(type="text_delta", text=delta)
+        except _SDK_ERRORS as exc:
+            raise self._failure(exc) from exc
+        finally:
+            sdk_stream.close()
+        if state.finish_reason is None:
+            raise base.protocol_failure(self.label, "stream ended without a finish_reason")
+        calls = state.tool_calls()
+        yield ChatEvent(
+            type="done",
+            response=ChatResponse(
+                text="".join(state.text),
+                provider=self.name,
+                model=state.model,
+                stop_reason=_stop_reason(state.finish_reason, calls),
+                tool_calls=calls,
+                usage=Usage(state.input_tokens, state.output_tokens),
+                latency_ms=(time.perf_counter() - started) * 1000,
+            ),
+        )
+
+    def _params(self, request: ChatRequest) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "model": request.model or self.default_model,
+            "messages": render_messages(request.messages, request.system),
+            self._max_tokens_param: request.max_tokens,
+        }
+        if request.tools:
+            params["tools"] = [render_tool(t) for t in request.tools]
+        if request.temperature is not None:
+            params["temperature"] = request.temperature
+        return params
+
+    def _failure(self, exc: Exception) -> GatewayError:
+        if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException):
+            return base.timeout_failure(self.label, exc)
+        if isinstance(exc, openai.APIConnectionError):
+            return base.connection_failure(self.label, exc)
+        if isinstance(exc, openai.APIStatusError):
+            return base.status_failure(self.label, exc.status_code, str(exc))
+        return base.protocol_failure(self.label, exc)
+
+
+class _StreamState:
+    """Accumulates chat.completion.chunk objects; tool-call fragments are grouped by index."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.text: list[str] = []
+        self.calls: dict[int, dict[str, str]] = {}
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.finish_reason: str | None = None
+
+    def apply(self, chunk: Any) -> str:
+        """Take one chunk; return its text delta, if any."""
+        self.model = chunk.model or self.model
+        if chunk.usage is not None:
+            self.input_tokens = chunk.usage.prompt_tokens or 0
+            self.output_tokens = chunk.usage.completion_tokens or 0
+        text = ""
+        for choice in chunk.choices or ():
+            delta = choice.delta
+            if delta is not None and delta.content:
+                text += delta.content
+            for fragment in (delta.tool_calls if delta is not None else None) or ():
+                call = self.calls.setdefault(fragment.index, {"id": "", "name": "", "args": ""})
+                call["id"] = fragment.id or call["id"]
+                function = fragment.function
+                if function is not None:
+                    call["name"] += function.name or ""
+                    call["args"] += function.arguments or ""
+            if choice.finish_reason:
+                self.finish_reason = choice.finish_reason
+        if text:
+            self.text.append(text)
+        return text
+
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        return tuple(
+            _tool_call(c["id"], index, c["name"], c["args"])
+            for index, c in sorted(self.calls.items())
+        )
+
+
+def _stop_reason(finish_reason: str | None, calls: tuple[ToolCall, ...]) -> StopReason:
+    # Some compatible servers say "stop" even when they return tool calls.
+    if calls:
+        return "tool_use"
+    return _STOP_REASONS.get(finish_reason, "other")
+
+
+def _tool_call(call_id: str | None, index: int, name: str, raw: str | None) -> ToolCall:
+    arguments, error = base.parse_arguments(raw)
+    return ToolCall(
+        id=call_id or f"call_{index}",
+        name=name,
+        arguments=arguments,
+        raw_arguments=raw,
+        error=error,
+    )
+
+
+def render_tool(tool: Tool) -> dict[str, Any]:
+    """Our tool as a Chat Completions function tool."""
+    schema = dict(tool.input_schema or {})
+    schema.setdefault("type", "object")
+    function = {"name": wire_name(tool), "description": tool.description, "parameters": schema}
+    return {"type": "function", "function": function}
+
+
+def render_messages(messages: tuple[Message, ...], system: str | None) -> list[dict[str, Any]]:
+    """Neutral history as Chat Completions messages; tool results become ``role: tool`` text."""
+    out: list[dict[str, Any]] = []
+    if system:
+        out.append({"role": "system", "content": system})
+    for message in messages:
+        if message.role == "tool":
+            result = message.tool_result or ToolResult.error("No result.")
+            text = base.result_text(result)
+            out.append(
+                {
+                    "role": "tool",
+                    "tool_call_id": message.tool_call_id or "",
+                    "content": f"Error: {text}" if result.is_error else text,
+                }
+            )
+        elif message.role == "assistant":
+            item: dict[str, Any] = {"role": "assistant", "content": message.content or None}
+            if message.tool_calls:
+                item["tool_calls"] = [
+                    {
+                        "id": call.id,
+                        "type": "function",
+                        "function": {
+                            "name": call.name,
+                            # Unusable arguments are not echoed: some servers reject bad JSON here.
+                            "arguments": json.dumps(dict(call.arguments), ensure_ascii=False),
+                        },
+                    }
+                    for call in message.tool_calls
+                ]
+            elif not message.content:
+                item["content"] = ""
+            out.append(item)
+        else:
+            out.append({"role": "user", "content": message.content})
+    return out
