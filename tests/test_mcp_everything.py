@@ -106,3 +106,17 @@ def _listening_addresses(port: int) -> set[str]:
                 if state == "0A" and int(hexport, 16) == port:
                     found.add("127.0.0.1" if addr == "0100007F" else addr)
     return found
+
+
+def test_legacy_sse_transport(everything):
+    port = free_port()
+    argv = ["node", "--import", str(FAKES / "listen_local.mjs"), everything, "sse"]
+    with http_server(port, argv=argv, env={"PORT": str(port)}):
+        entry = {"url": f"http://127.0.0.1:{port}/sse", "transport": "sse", "protocol": "legacy"}
+        hub = MCPHub([server_config("ev", **entry)], first_use_wait=10)
+        try:
+            assert "get-sum" in {t.name for t in hub.list_tools()}
+            assert hub.statuses()[0].transport == "sse"
+            assert "7" in hub.call_tool("ev", "get-sum", {"a": 3, "b": 4}).text()
+        finally:
+            hub.close()

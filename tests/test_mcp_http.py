@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -86,3 +87,23 @@ def test_unreachable_http_server_fails_fast_and_recovers(make_hub):
         result = hub.call_tool("web", "add", {"a": 1, "b": 1})
         assert result.structured_content == {"result": 2}
         assert wait_until(lambda: hub.statuses()[0].state == "ready")
+
+
+def test_http_server_dying_mid_call_returns_an_error_promptly(make_hub):
+    port = free_port()
+    hub = make_hub(http_config(port, protocol="legacy", timeout=20))
+    with http_server(port) as proc:
+        hub.list_tools()
+        results = []
+        caller = threading.Thread(
+            target=lambda: results.append(hub.call_tool("web", "slow", {"seconds": 10}))
+        )
+        caller.start()
+        time.sleep(0.3)
+        proc.kill()
+        started = time.perf_counter()
+        caller.join(15)
+    assert time.perf_counter() - started < 5
+    assert results and results[0].is_error
+    with http_server(port):
+        assert hub.call_tool("web", "add", {"a": 2, "b": 2}).structured_content == {"result": 4}

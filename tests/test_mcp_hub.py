@@ -339,3 +339,16 @@ async def _call_from_loop(hub):
 
 def test_python_command_means_this_interpreter():
     assert server_config().resolved_command() == sys.executable
+
+
+def test_server_hanging_at_connect_hits_the_deadline_and_leaves_nothing(make_hub):
+    before = child_pids()
+    hang = server_config(
+        "hang", command="python", args=["-c", "import time; time.sleep(60)"], connect_timeout=0.5
+    )
+    hub = make_hub(hang, first_use_wait=1.5)
+    assert hub.list_tools() == []
+    assert wait_until(lambda: hub.statuses()[0].last_error is not None, timeout=5)
+    assert hub.statuses()[0].state in ("unavailable", "starting")
+    hub.close()
+    assert child_pids() - before == set()

@@ -1,4 +1,17 @@
-"""The MCP servers file: the ecosystem's ``mcpServers`` JSON format plus the gateway's own keys."""
+"""The MCP servers file: the ecosystem's ``mcpServers`` JSON format plus the gateway's own keys.
+
+Shared with Claude Desktop, VS Code and Cursor: ``command``, ``args``, ``env``, ``cwd`` (stdio);
+``url``, ``headers`` and ``transport`` (``streamable-http``, the default, or ``sse``; VS Code's
+``type`` with ``http``/``sse``/``stdio`` is accepted too). ``${VAR}`` in ``env`` and ``headers``
+values is taken from the environment given to the loader. The command ``python`` (or
+``python3``) means the interpreter running the gateway, so servers installed in the gateway's
+venv start with ``"command": "python", "args": ["-m", "mcp_server_time"]``.
+
+Our keys: ``description``, ``keywords``, ``always`` (for the router), ``enabled`` (default
+true), ``timeout`` (per call, s), ``connect_timeout`` (s), ``protocol`` (``auto``, ``legacy``
+for handshake-only servers such as the Node reference servers, or ``2026-07-28``),
+``allowed_tools`` and ``blocked_tools``. Unknown keys are errors, so typos do not pass silently.
+"""
 
 from __future__ import annotations
 

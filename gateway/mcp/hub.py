@@ -31,7 +31,14 @@ from typing import Any
 from gateway.errors import ToolUnavailable
 from gateway.mcp.config import ServerConfig
 from gateway.mcp.process import is_alive
-from gateway.mcp.session import DISABLED, ServerSession, SessionOptions, ToolsListedHook
+from gateway.mcp.session import (
+    DISABLED,
+    READY,
+    UNAVAILABLE,
+    ServerSession,
+    SessionOptions,
+    ToolsListedHook,
+)
 from gateway.tools import Tool, ToolResult
 
 logger = logging.getLogger(__name__)
@@ -111,6 +118,11 @@ class MCPHub:
         """The server configs in use."""
         return list(self._configs.values())
 
+    def start(self) -> None:
+        """Connect every server in the background, e.g. from gunicorn's post_worker_init."""
+        if not self._closed:
+            self._runtime()
+
     def list_tools(self) -> list[Tool]:
         """Tools of the servers that are ready now; waits briefly only on first use."""
         if self._closed:
@@ -122,7 +134,7 @@ class MCPHub:
             remaining = deadline - time.monotonic()
             if remaining > 0:
                 session.settled.wait(remaining)
-            if session.state == "ready":
+            if session.state == READY:
                 tools.extend(session.tools)
         return tools
 
@@ -164,15 +176,13 @@ class MCPHub:
         out = []
         for name, config in self._configs.items():
             session = sessions.get(name)
-            state = (
-                session.state if session else ("disabled" if not config.enabled else "unavailable")
-            )
+            state = session.state if session else (DISABLED if not config.enabled else UNAVAILABLE)
             out.append(
                 ServerStatus(
                     name=name,
                     transport=config.transport,
                     state=state,
-                    tool_count=len(session.tools) if session and state == "ready" else 0,
+                    tool_count=len(session.tools) if session and state == READY else 0,
                     last_error=session.last_error if session else None,
                     pid=session.pid if session else None,
                     protocol_version=session.protocol_version if session else None,

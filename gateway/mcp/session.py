@@ -25,6 +25,8 @@ from gateway.tools import Tool, ToolResult
 
 logger = logging.getLogger(__name__)
 
+# Called with (server, tools) after every fresh listing, from a hub executor thread (never a
+# request thread and never the loop); returns the tools to expose. Raising exposes none.
 ToolsListedHook = Callable[[str, list[Tool]], list[Tool]]
 
 READY = "ready"
@@ -182,10 +184,10 @@ class ServerSession:
             self.settled.set()
             if self._stopping:
                 break
-            self._set_state(UNAVAILABLE)
             # A session that was up reconnects at once; repeated failures back off, capped.
             failures = 0 if was_ready else failures + 1
             if failures:
+                self._set_state(UNAVAILABLE)
                 delay = min(
                     self._options.backoff_max,
                     self._options.backoff_initial * 2 ** (failures - 1),
@@ -234,7 +236,8 @@ class ServerSession:
                 await self._end_session.wait()
                 self._client = None
                 if not self._stopping:
-                    self._set_state(STARTING)
+                    self.last_error = "connection lost"
+                    logger.warning("mcp server %s: connection lost; reconnecting", self.name)
                 await self._cancel(listener, self._refresh_task)
         except Exception as exc:
             # Connect failures and transport crashes (ExceptionGroups included) all mean "down".
