@@ -13,6 +13,8 @@ from gateway.routing.llm import CompletionLLMRouter, parse_choice
 from gateway.tools import Tool
 
 FIXTURES = Path(__file__).parent / "fixtures" / "routing"
+# The lexical stage alone: exact, fast and independent of the embedding model.
+LEXICAL = RoutingSettings(semantic=False)
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +24,7 @@ def catalog() -> Catalog:
 
 @pytest.fixture(scope="module")
 def router(catalog: Catalog) -> Router:
-    return Router(catalog)
+    return Router(catalog, LEXICAL)
 
 
 @pytest.mark.parametrize(
@@ -77,15 +79,15 @@ def test_history_is_down_weighted_against_the_current_prompt(router: Router) -> 
 
 def test_threshold_is_respected(catalog: Catalog) -> None:
     prompt = "What time is it in Tokyo right now?"
-    assert Router(catalog).route(prompt).servers == ("time",)
-    strict = Router(catalog, RoutingSettings(threshold=0.99))
+    assert Router(catalog, LEXICAL).route(prompt).servers == ("time",)
+    strict = Router(catalog, replace(LEXICAL, threshold=0.99))
     decision = strict.route(prompt)
     assert decision.servers == () and decision.method == "none"
 
 
 def test_max_servers_and_tool_budget_are_respected(catalog: Catalog) -> None:
     prompt = "git log of the repository and the github pull requests and the files"
-    loose = RoutingSettings(threshold=0.01, relative_threshold=0.0, max_servers=5)
+    loose = replace(LEXICAL, threshold=0.01, relative_threshold=0.0, max_servers=5)
     assert len(Router(catalog, loose).route(prompt).servers) >= 3
     capped = Router(catalog, replace(loose, max_servers=2, tool_budget=6)).route(prompt)
     assert len(capped.servers) == 2
@@ -127,7 +129,7 @@ def test_always_servers_are_always_offered() -> None:
             Tool("time", "get_current_time", "Current time in a timezone."),
         ],
     )
-    router = Router(catalog)
+    router = Router(catalog, LEXICAL)
     assert router.route("hello!").servers == ("memory",)
     assert router.route("hello!").method == "none"
     assert router.route("what time is it in Paris?").servers == ("time", "memory")
@@ -136,18 +138,18 @@ def test_always_servers_are_always_offered() -> None:
 
 def test_catalog_changes_change_what_is_offered(catalog: Catalog) -> None:
     prompt = "Will it rain tomorrow? What's the forecast?"
-    assert Router(catalog).route(prompt).servers == ("weather",)
+    assert Router(catalog, LEXICAL).route(prompt).servers == ("weather",)
     without = Catalog.build(
         [s for s in catalog.servers if s.name != "weather"],
         [t for t in catalog.tools if t.server != "weather"],
     )
-    assert "weather" not in Router(without).route(prompt).servers
+    assert "weather" not in Router(without, LEXICAL).route(prompt).servers
     assert without.fingerprint() != catalog.fingerprint()
     added = Catalog.build(
         [*catalog.servers, ServerDescriptor("stocks", "Stock quotes and market prices.")],
         [*catalog.tools, Tool("stocks", "get_quote", "Latest price of a stock ticker.")],
     )
-    assert Router(added).route("what is the stock price of ACME?").servers == ("stocks",)
+    assert Router(added, LEXICAL).route("what is the stock price of ACME?").servers == ("stocks",)
 
 
 def test_decision_to_dict_is_json_ready(router: Router) -> None:
@@ -186,7 +188,7 @@ def test_llm_router_decides_low_confidence_cases(catalog: Catalog) -> None:
         prompts.append(prompt)
         return 'Sure: ["weather"]'
 
-    settings = RoutingSettings(llm_router=True, llm_floor=0.0, llm_confident=0.99)
+    settings = replace(LEXICAL, llm_router=True, llm_floor=0.0, llm_confident=0.99)
     router = Router(catalog, settings, llm_router=CompletionLLMRouter(complete))
     decision = router.route("is it a good day for a picnic in London at noon?")
     assert decision.servers == ("weather",)
@@ -199,7 +201,7 @@ def test_llm_router_failure_keeps_the_ranking(catalog: Catalog) -> None:
     def broken(prompt: str) -> str:
         raise RuntimeError("upstream down")
 
-    settings = RoutingSettings(llm_router=True, llm_floor=0.0, llm_confident=0.99)
+    settings = replace(LEXICAL, llm_router=True, llm_floor=0.0, llm_confident=0.99)
     decision = Router(catalog, settings, llm_router=CompletionLLMRouter(broken)).route(
         "What time is it in Tokyo right now?"
     )

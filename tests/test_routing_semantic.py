@@ -46,7 +46,8 @@ def test_catalog_vectors_are_encoded_once_per_catalog(catalog: Catalog) -> None:
     second = make_router(catalog, encoder, cache)
     second.route("show the git log")
     assert cache.document_encodes == 1
-    assert [n for n, query in encoder.calls if not query] == [5 + 16]
+    # 5 server documents; 16 tools, each with two generic example requests.
+    assert [n for n, query in encoder.calls if not query] == [5 + 16 * 3]
 
     changed = Catalog.build(
         catalog.servers[:-1], [t for t in catalog.tools if t.server != catalog.servers[-1].name]
@@ -67,8 +68,8 @@ def test_query_vectors_of_earlier_turns_are_reused(catalog: Catalog) -> None:
 def test_semantic_index_scores_are_in_unit_range() -> None:
     index = SemanticIndex(
         HashingEncoder(),
-        servers=["time zones", "weather"],
-        tools=["current time", "forecast", "alerts"],
+        servers=[["time zones"], ["weather"]],
+        tools=[["current time"], ["forecast", "I need a forecast."], ["alerts"]],
         fingerprint="x",
         embedding_cache=EmbeddingCache(),
     )
@@ -132,7 +133,7 @@ def test_semantic_stage_finds_what_words_alone_miss() -> None:
         [ServerDescriptor("weather", "Rain and temperature forecasts."), ServerDescriptor("time")],
         [Tool("weather", "forecast", "Rain forecast."), Tool("time", "now", "Current time.")],
     )
-    lexical = Router(catalog).route("umbrella needed?")
+    lexical = Router(catalog, RoutingSettings(semantic=False)).route("umbrella needed?")
     assert lexical.servers == ()
     router = Router(catalog, replace(HYBRID, threshold=0.1), encoder=SynonymEncoder())
     assert router._semantic is not None

@@ -8,11 +8,19 @@ from dataclasses import dataclass
 
 from gateway.routing.catalog import Catalog
 from gateway.routing.decision import RoutingDecision
+from gateway.routing.encoders import encoder_for
 from gateway.routing.lexical import LexicalIndex
 from gateway.routing.llm import Candidate, LLMRouter
 from gateway.routing.semantic import Encoder, SemanticIndex
 from gateway.routing.settings import RoutingSettings
-from gateway.routing.text import mentions, query_terms, schema_text, slug, split_identifier
+from gateway.routing.text import (
+    example_requests,
+    mentions,
+    query_terms,
+    schema_text,
+    slug,
+    split_identifier,
+)
 from gateway.tools import Tool
 
 
@@ -64,13 +72,16 @@ class Router:
         self._tool_index = LexicalIndex(
             [self._tool_fields(t) for t in self._tools], field_weights=weights
         )
+        if encoder is None and self.settings.semantic:
+            encoder = encoder_for(self.settings)
         self._semantic: SemanticIndex | None = None
         if self.settings.semantic and encoder is not None:
             self._semantic = SemanticIndex(
                 encoder,
-                servers=[self._server_text(s.name) for s in catalog.servers],
-                tools=[self._tool_text(t) for t in self._tools],
-                fingerprint=self.fingerprint,
+                servers=[[self._server_text(s.name)] for s in catalog.servers],
+                tools=[self._tool_texts(t) for t in self._tools],
+                # Document texts depend on settings too: key the vectors by both.
+                fingerprint=f"{self.fingerprint}:{int(self.settings.example_requests)}",
             )
 
     def _server_fields(self, name: str) -> dict[str, str]:
@@ -98,9 +109,17 @@ class Router:
         keywords = f" ({', '.join(server.keywords)})" if server.keywords else ""
         return f"{split_identifier(server.name)}{keywords}: {server.description}"
 
-    @staticmethod
-    def _tool_text(tool: Tool) -> str:
-        return f"{split_identifier(tool.name)}: {tool.description}"
+    def _tool_texts(self, tool: Tool) -> list[str]:
+        """The tool's document plus generic example requests made from its own name and text.
+
+        Mixing request-shaped sentences into a tool's vector (Tool2Vec style) moves it towards
+        where prompts land; they are generated from the tool itself, never from user data.
+        """
+        name = split_identifier(tool.name)
+        texts = [f"{name}: {tool.description}"]
+        if self.settings.example_requests:
+            texts += example_requests(name, tool.description)
+        return texts
 
     @property
     def semantic_enabled(self) -> bool:

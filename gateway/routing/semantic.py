@@ -29,29 +29,35 @@ class EmbeddingCache:
 
     def __init__(self, *, max_catalogs: int = 8, max_queries: int = 2048) -> None:
         self._lock = threading.Lock()
-        self._catalogs: OrderedDict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._catalogs: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
         self._queries: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
         self.max_catalogs = max_catalogs
         self.max_queries = max_queries
         self.document_encodes = 0
 
     def documents(
-        self, encoder: Encoder, fingerprint: str, servers: Sequence[str], tools: Sequence[str]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Server and tool vectors, encoded once per catalog change."""
+        self, encoder: Encoder, fingerprint: str, groups: Sequence[Sequence[str]]
+    ) -> np.ndarray:
+        """One row per group (a document and its example requests), encoded once per catalog."""
         key = (encoder.name, fingerprint)
         with self._lock:
             if key in self._catalogs:
                 self._catalogs.move_to_end(key)
                 return self._catalogs[key]
-        vectors = encoder.encode(list(servers) + list(tools), query=False)
-        pair = (vectors[: len(servers)], vectors[len(servers) :])
+        flat = [text for group in groups for text in group]
+        vectors = encoder.encode(flat, query=False) if flat else np.zeros((0, 1), np.float32)
+        rows = np.zeros((len(groups), vectors.shape[1]), dtype=np.float32)
+        start = 0
+        for row, group in enumerate(groups):
+            rows[row] = vectors[start : start + len(group)].sum(axis=0)
+            start += len(group)
+        matrix = _normalize(rows)
         with self._lock:
             self.document_encodes += 1
-            self._catalogs[key] = pair
+            self._catalogs[key] = matrix
             while len(self._catalogs) > self.max_catalogs:
                 self._catalogs.popitem(last=False)
-        return pair
+        return matrix
 
     def query(self, encoder: Encoder, text: str) -> np.ndarray:
         """A query vector; follow-ups reuse the previous turns' vectors from here."""
@@ -81,18 +87,20 @@ class SemanticIndex:
         self,
         encoder: Encoder,
         *,
-        servers: Sequence[str],
-        tools: Sequence[str],
+        servers: Sequence[Sequence[str]],
+        tools: Sequence[Sequence[str]],
         fingerprint: str,
         embedding_cache: EmbeddingCache | None = None,
     ) -> None:
         self.encoder = encoder
         self.cache = embedding_cache or default_cache()
-        self._texts = (list(servers), list(tools))
+        self._groups = [list(g) for g in servers] + [list(g) for g in tools]
+        self._split = len(servers)
         self.fingerprint = fingerprint
 
     def _vectors(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.cache.documents(self.encoder, self.fingerprint, *self._texts)
+        matrix = self.cache.documents(self.encoder, self.fingerprint, self._groups)
+        return matrix[: self._split], matrix[self._split :]
 
     def warm(self) -> None:
         """Encode the catalog now rather than on the first prompt."""

@@ -44,11 +44,14 @@ class RoutingSettings:
     history_turns: int = 3
     history_weight: float = 0.5
     # Semantic stage: "local" (bundled model) or "endpoint" (OpenAI-compatible /v1/embeddings).
-    semantic: bool = False
+    semantic: bool = True
     semantic_backend: str = "local"
     embeddings_url: str = ""
     embeddings_model: str = ""
     semantic_weight: float = 0.5
+    # Mix generic example requests, built from each tool's own name and description, into its
+    # vector; costs three encodes per tool once per catalog.
+    example_requests: bool = True
     # Optional LLM router for low-confidence decisions, between these two fused scores.
     llm_router: bool = False
     llm_floor: float = 0.1

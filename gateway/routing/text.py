@@ -115,3 +115,15 @@ def mentions(text: str) -> tuple[list[str], str]:
     found = _MENTION.findall(text)
     stripped = _MENTION.sub(" ", text) if found else text
     return found, " ".join(stripped.split())
+
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n")
+
+
+def example_requests(name: str, description: str) -> list[str]:
+    """Request-shaped sentences for a tool, from its own name and first sentence only."""
+    first = _SENTENCE.split(description.strip(), maxsplit=1)[0].strip().rstrip(".!?。")[:200]
+    examples = [f"I need {name.lower()}."]
+    if first:
+        examples.append(f"Can you help me {first[0].lower()}{first[1:]}?")
+    return examples
