@@ -1,0 +1,155 @@
+"""Offline evaluation: run the router over a catalog and cases in the common routing-data format.
+
+Usage: ``python -m gateway.routing.evaluate --catalog catalog.json --cases cases.jsonl``.
+The last line printed is a JSON object with the metrics (definitions in routing-data's README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from gateway.routing.catalog import Catalog
+from gateway.routing.router import Router
+from gateway.routing.settings import RoutingSettings
+
+
+@dataclass(frozen=True)
+class Case:
+    """One evaluation prompt and what it needs; no servers means "offer nothing"."""
+
+    id: str
+    prompt: str
+    servers: tuple[str, ...]
+    tools: tuple[tuple[str, ...], ...] = ()
+    history: tuple[str, ...] = field(default=())
+
+
+def load_catalog(path: str | Path) -> Catalog:
+    """A catalog from a ``catalog.json`` file."""
+    return Catalog.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def load_cases(path: str | Path) -> list[Case]:
+    """Cases from a ``cases.jsonl`` file; ``a|b`` tool entries are alternatives."""
+    cases = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        raw = json.loads(line)
+        cases.append(
+            Case(
+                id=str(raw.get("id", len(cases))),
+                prompt=raw["prompt"],
+                servers=tuple(raw.get("servers", ())),
+                tools=tuple(tuple(entry.split("|")) for entry in raw.get("tools", ())),
+                history=tuple(raw.get("history", ())),
+            )
+        )
+    return cases
+
+
+def evaluate(router: Router, cases: Iterable[Case]) -> dict[str, Any]:
+    """Ranking and selection metrics plus per-decision latency percentiles."""
+    top1 = recall3 = offered = tool5 = tool10 = all5 = 0.0
+    needing = no_tool = no_tool_ok = with_tools = 0
+    timings: list[float] = []
+    for case in cases:
+        started = time.perf_counter()
+        ranking = router.rank(case.prompt, history=case.history)
+        decision = router.decide(case.prompt, ranking)
+        timings.append((time.perf_counter() - started) * 1000)
+        if not case.servers:
+            no_tool += 1
+            no_tool_ok += not decision.tools
+            continue
+        needing += 1
+        gold = set(case.servers)
+        ranked = [x.name for x in ranking.servers]
+        top1 += ranked[0] in gold if ranked else 0
+        recall3 += len(gold & set(ranked[:3])) / len(gold)
+        offered += len(gold & set(decision.servers)) / len(gold)
+        if case.tools:
+            with_tools += 1
+            tools = [f"{t.server}/{t.name}" for t, _ in ranking.tools[:10]]
+            hits5 = [any(a in tools[:5] for a in entry) for entry in case.tools]
+            hits10 = [any(a in tools for a in entry) for entry in case.tools]
+            tool5 += sum(hits5) / len(hits5)
+            tool10 += sum(hits10) / len(hits10)
+            all5 += all(hits5)
+    timings.sort()
+    return {
+        "cases": needing + no_tool,
+        "server_top1": _ratio(top1, needing),
+        "server_recall_at_3": _ratio(recall3, needing),
+        "tool_recall_at_5": _ratio(tool5, with_tools),
+        "tool_recall_at_10": _ratio(tool10, with_tools),
+        "tools_all_in_top5": _ratio(all5, with_tools),
+        "offered_server_recall": _ratio(offered, needing),
+        "no_tool_accuracy": _ratio(no_tool_ok, no_tool),
+        "p50_ms": _percentile(timings, 0.50),
+        "p99_ms": _percentile(timings, 0.99),
+    }
+
+
+def _ratio(part: float, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _percentile(sorted_values: Sequence[float], q: float) -> float | None:
+    if not sorted_values:
+        return None
+    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return round(sorted_values[index], 3)
+
+
+def build_router(catalog: Catalog, settings: RoutingSettings) -> Router:
+    """A router with the settings' encoder, if any (imported only when asked for)."""
+    if not settings.semantic:
+        return Router(catalog, settings)
+    from gateway.routing.encoders import encoder_for
+
+    return Router(catalog, settings, encoder=encoder_for(settings))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--catalog", required=True)
+    parser.add_argument("--cases", required=True)
+    parser.add_argument("--limit", type=int, default=0, help="only the first N cases")
+    parser.add_argument("--semantic", choices=("default", "on", "off"), default="default")
+    args = parser.parse_args(argv)
+    settings = RoutingSettings()
+    if args.semantic != "default":
+        settings = replace(settings, semantic=args.semantic == "on")
+    catalog = load_catalog(args.catalog)
+    cases = load_cases(args.cases)
+    if args.limit:
+        cases = cases[: args.limit]
+    started = time.perf_counter()
+    router = build_router(catalog, settings)
+    index_ms = (time.perf_counter() - started) * 1000
+    # The first decision pays for lazy model loading and catalog encoding, not measured.
+    if cases:
+        router.route(cases[0].prompt)
+    result = evaluate(router, cases)
+    result["index_ms"] = round(index_ms, 1)
+    result["method"] = "hybrid" if router.semantic_enabled else "lexical"
+    out = sys.stdout
+    out.write(
+        f"catalog: {args.catalog} ({len(catalog.servers)} servers, {len(catalog.tools)} tools)\n"
+    )
+    out.write(f"cases: {args.cases} ({len(cases)})\n")
+    out.write(json.dumps(result) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

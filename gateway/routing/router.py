@@ -1,0 +1,321 @@
+"""Rank servers and tools for a prompt, then choose what to offer the model."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from gateway.routing.catalog import Catalog
+from gateway.routing.decision import RoutingDecision
+from gateway.routing.encoders import encoder_for
+from gateway.routing.lexical import LexicalIndex
+from gateway.routing.llm import Candidate, LLMRouter
+from gateway.routing.semantic import Encoder, SemanticIndex
+from gateway.routing.settings import RoutingSettings
+from gateway.routing.text import (
+    example_requests,
+    mentions,
+    query_terms,
+    schema_text,
+    slug,
+    split_identifier,
+)
+from gateway.tools import Tool
+
+
+@dataclass(frozen=True)
+class ServerScore:
+    """A server's fused score and the parts it was made from (for ``explain``)."""
+
+    name: str
+    score: float
+    lexical: float
+    semantic: float | None
+    best_tool: str | None
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Every server and tool in score order, before any selection."""
+
+    query: str
+    servers: tuple[ServerScore, ...]
+    tools: tuple[tuple[Tool, float], ...]
+    mentioned: tuple[str, ...]
+    latency_ms: dict[str, float]
+
+
+class Router:
+    """Ranks a catalog's servers and tools against a prompt and selects what to offer."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        settings: RoutingSettings | None = None,
+        *,
+        encoder: Encoder | None = None,
+        llm_router: LLMRouter | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.settings = settings or RoutingSettings()
+        self.llm_router = llm_router
+        self.fingerprint = catalog.fingerprint()
+        self._servers = [s.name for s in catalog.servers]
+        self._tools = [t for s in catalog.servers for t in catalog.tools_of(s.name)]
+        self._tool_server = [self._servers.index(t.server) for t in self._tools]
+        self._slugs = {slug(name): name for name in self._servers}
+        weights = self.settings.lexical_weights
+        self._server_index = LexicalIndex(
+            [self._server_fields(s.name) for s in catalog.servers], field_weights=weights
+        )
+        self._tool_index = LexicalIndex(
+            [self._tool_fields(t) for t in self._tools], field_weights=weights
+        )
+        if encoder is None and self.settings.semantic:
+            encoder = encoder_for(self.settings)
+        self._semantic: SemanticIndex | None = None
+        if self.settings.semantic and encoder is not None:
+            self._semantic = SemanticIndex(
+                encoder,
+                servers=[[self._server_text(s.name)] for s in catalog.servers],
+                tools=[self._tool_texts(t) for t in self._tools],
+                # Document texts depend on settings too: key the vectors by both.
+                fingerprint=f"{self.fingerprint}:{int(self.settings.example_requests)}",
+            )
+
+    def _server_fields(self, name: str) -> dict[str, str]:
+        server = self.catalog.server(name)
+        assert server is not None
+        return {
+            "server_name": split_identifier(server.name),
+            "server_keywords": " ".join(server.keywords),
+            "server_description": server.description,
+            "server_tools": " ".join(split_identifier(t.name) for t in self.catalog.tools_of(name)),
+        }
+
+    @staticmethod
+    def _tool_fields(tool: Tool) -> dict[str, str]:
+        return {
+            "tool_name": split_identifier(tool.name),
+            "tool_description": tool.description,
+            "tool_params": schema_text(tool.input_schema),
+            "tool_server": split_identifier(tool.server),
+        }
+
+    def _server_text(self, name: str) -> str:
+        server = self.catalog.server(name)
+        assert server is not None
+        keywords = f" ({', '.join(server.keywords)})" if server.keywords else ""
+        return f"{split_identifier(server.name)}{keywords}: {server.description}"
+
+    def _tool_texts(self, tool: Tool) -> list[str]:
+        """The tool's document plus generic example requests made from its own name and text.
+
+        Mixing request-shaped sentences into a tool's vector (Tool2Vec style) moves it towards
+        where prompts land; they are generated from the tool itself, never from user data.
+        """
+        name = split_identifier(tool.name)
+        texts = [f"{name}: {tool.description}"]
+        if self.settings.example_requests:
+            texts += example_requests(name, tool.description)
+        return texts
+
+    @property
+    def semantic_enabled(self) -> bool:
+        """Whether the dense stage takes part in ranking."""
+        return self._semantic is not None
+
+    def resolve(self, name: str) -> str | None:
+        """The catalog's server for a user-typed name (``@git-hub`` → ``GitHub``)."""
+        return self._slugs.get(slug(name.strip(".-")))
+
+    def rank(self, prompt: str, *, history: Sequence[str] = ()) -> Ranking:
+        """Score every server and tool; no selection, no overrides applied."""
+        started = time.perf_counter()
+        s = self.settings
+        raw_mentions, query = mentions(prompt)
+        mentioned = tuple(dict.fromkeys(n for n in map(self.resolve, raw_mentions) if n))
+        terms = query_terms(query)
+        recent = [h for h in reversed(history) if h.strip()][: s.history_turns]
+        for age, turn in enumerate(recent):
+            for term, weight in query_terms(
+                mentions(turn)[1], weight=s.history_weight ** (age + 1)
+            ).items():
+                terms[term] = max(terms.get(term, 0.0), weight)
+        server_lex = self._server_index.scores(terms)
+        tool_lex = self._tool_index.scores(terms)
+        latency = {"lexical": _ms(started)}
+
+        server_sem: list[float] | None = None
+        tool_sem: list[float] | None = None
+        if self._semantic is not None and terms:
+            sem_started = time.perf_counter()
+            server_sem, tool_sem = self._semantic.scores(query, recent, s.history_weight)
+            latency["semantic"] = _ms(sem_started)
+
+        fuse_started = time.perf_counter()
+        tool_scores = [0.0] * len(self._tools)
+        for i in range(len(self._tools)):
+            lex = tool_lex.get(i, 0.0)
+            tool_scores[i] = _mix(lex, tool_sem[i] if tool_sem is not None else None, s)
+        best: list[list[tuple[float, int]]] = [[] for _ in self._servers]
+        for i, score in enumerate(tool_scores):
+            if score > 0:
+                best[self._tool_server[i]].append((score, i))
+        servers: list[ServerScore] = []
+        for j, name in enumerate(self._servers):
+            top = sorted(best[j], reverse=True)[:2]
+            doc_lex = server_lex.get(j, 0.0)
+            doc = _mix(doc_lex, server_sem[j] if server_sem is not None else None, s)
+            first = top[0][0] if top else 0.0
+            second = top[1][0] if len(top) > 1 else 0.0
+            if self._tools and self.catalog.tools_of(name):
+                score = s.server_doc_weight * doc + (1 - s.server_doc_weight) * first
+                score += s.second_tool_weight * second
+            else:
+                score = doc
+            servers.append(
+                ServerScore(
+                    name=name,
+                    score=min(1.0, score),
+                    lexical=doc_lex,
+                    semantic=server_sem[j] if server_sem is not None else None,
+                    best_tool=self._tools[top[0][1]].name if top else None,
+                )
+            )
+        servers.sort(key=lambda x: -x.score)
+        server_score = {x.name: x.score for x in servers}
+        ranked_tools = sorted(
+            (
+                (tool, score + s.tool_server_weight * server_score[tool.server])
+                for tool, score in zip(self._tools, tool_scores, strict=True)
+            ),
+            key=lambda item: -item[1],
+        )
+        latency["fusion"] = _ms(fuse_started)
+        latency["total"] = _ms(started)
+        return Ranking(
+            query=query,
+            servers=tuple(servers),
+            tools=tuple(ranked_tools),
+            mentioned=mentioned,
+            latency_ms=latency,
+        )
+
+    def route(
+        self,
+        prompt: str,
+        *,
+        history: Sequence[str] = (),
+        pinned_servers: Sequence[str] = (),
+    ) -> RoutingDecision:
+        """Choose the servers and tools to offer for ``prompt``."""
+        return self.decide(prompt, self.rank(prompt, history=history), pinned_servers)
+
+    def decide(
+        self, prompt: str, ranking: Ranking, pinned_servers: Sequence[str] = ()
+    ) -> RoutingDecision:
+        """Apply overrides, threshold, budget and the optional LLM router to a ranking."""
+        started = time.perf_counter()
+        s = self.settings
+        latency = dict(ranking.latency_ms)
+        pinned = tuple(
+            dict.fromkeys(
+                [n for n in map(self.resolve, pinned_servers) if n] + list(ranking.mentioned)
+            )
+        )
+        always = tuple(x.name for x in self.catalog.servers if x.always and x.name not in pinned)
+        if pinned:
+            chosen: list[str] = list(pinned)
+            method = "pinned"
+        else:
+            chosen = self._select(ranking)
+            method = ("hybrid" if self.semantic_enabled else "lexical") if chosen else "none"
+            top = ranking.servers[0].score if ranking.servers else 0.0
+            if (
+                s.llm_router
+                and self.llm_router is not None
+                and s.llm_floor <= top < s.llm_confident
+            ):
+                llm_started = time.perf_counter()
+                picked = self.llm_router(ranking.query, self._candidates(ranking))
+                latency["llm"] = _ms(llm_started)
+                if picked is not None:
+                    chosen, method = list(picked)[: s.max_servers], "llm"
+        servers = tuple(dict.fromkeys(chosen + [a for a in always if a not in chosen]))
+        tools = self._budget(ranking, servers)
+        latency["selection"] = _ms(started)
+        latency["total"] = ranking.latency_ms["total"] + latency["selection"]
+        return RoutingDecision(
+            prompt=prompt,
+            servers=servers,
+            tools=tools,
+            scores={x.name: x.score for x in ranking.servers[:5] if x.score > 0},
+            method=method,
+            latency_ms=latency,
+            pinned=pinned,
+        )
+
+    def _select(self, ranking: Ranking) -> list[str]:
+        s = self.settings
+        if not ranking.servers or ranking.servers[0].score < s.threshold:
+            return []
+        floor = max(s.threshold, s.relative_threshold * ranking.servers[0].score)
+        return [x.name for x in ranking.servers if x.score >= floor][: s.max_servers]
+
+    def _candidates(self, ranking: Ranking) -> list[Candidate]:
+        out = []
+        for x in ranking.servers[:8]:
+            server = self.catalog.server(x.name)
+            tools = tuple(t.name for t in self.catalog.tools_of(x.name))
+            out.append(Candidate(x.name, server.description if server else "", x.score, tools))
+        return out
+
+    def _budget(self, ranking: Ranking, servers: Sequence[str]) -> tuple[str, ...]:
+        """Tools of the chosen servers in rank order, servers taken in order until the budget."""
+        budget = self.settings.tool_budget
+        chosen = set(servers)
+        ordered = [tool for tool, _ in ranking.tools if tool.server in chosen]
+        by_server = {name: [t for t in ordered if t.server == name] for name in servers}
+        offered: list[Tool] = []
+        for name in servers:
+            room = budget - len(offered)
+            if room <= 0:
+                break
+            offered.extend(by_server[name][:room])
+        rank = {t.qualified_name: i for i, t in enumerate(ordered)}
+        return tuple(sorted((t.qualified_name for t in offered), key=rank.__getitem__))
+
+    def explain(self, prompt: str, *, history: Sequence[str] = (), limit: int = 10) -> str:
+        """A plain-text table of the ranking and the decision, for the CLI."""
+        ranking = self.rank(prompt, history=history)
+        decision = self.decide(prompt, ranking)
+        lines = [
+            f"query: {ranking.query!r}",
+            f"decision: {', '.join(decision.servers) or 'none'} (method: {decision.method})",
+            "",
+            f"{'':2}{'server':<36} {'score':>6} {'lexical':>8} {'semantic':>9}  best tool",
+        ]
+        for x in ranking.servers[:limit]:
+            mark = "* " if x.name in decision.servers else "  "
+            sem = f"{x.semantic:9.3f}" if x.semantic is not None else f"{'-':>9}"
+            best = x.best_tool or "-"
+            lines.append(f"{mark}{x.name[:36]:<36} {x.score:6.3f} {x.lexical:8.3f} {sem}  {best}")
+        lines += ["", f"{'':2}{'tool':<56} {'score':>6}"]
+        for tool, score in ranking.tools[:limit]:
+            mark = "* " if tool.qualified_name in decision.tools else "  "
+            lines.append(f"{mark}{tool.server[:24] + '/' + tool.name[:31]:<56} {score:6.3f}")
+        timing = ", ".join(f"{k} {v:.2f} ms" for k, v in decision.latency_ms.items())
+        lines += ["", f"latency: {timing}"]
+        return "\n".join(lines)
+
+
+def _mix(lexical: float, semantic: float | None, s: RoutingSettings) -> float:
+    if semantic is None:
+        return lexical
+    return (1 - s.semantic_weight) * lexical + s.semantic_weight * semantic
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000

@@ -1,0 +1,174 @@
+"""Dense stage: an encoder interface, a per-catalog vector cache and cosine scoring."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from functools import cache
+from typing import Protocol
+
+import numpy as np
+import requests
+
+
+class Encoder(Protocol):
+    """Turns texts into L2-normalized vectors; ``name`` identifies the model for caching."""
+
+    name: str
+    # Cosine below ``floor`` means unrelated and above ``ceiling`` a near paraphrase: the pair
+    # maps raw similarities onto [0, 1] so the lexical and dense scores can be added.
+    floor: float
+    ceiling: float
+
+    def encode(self, texts: Sequence[str], *, query: bool) -> np.ndarray: ...
+
+
+class EmbeddingCache:
+    """Document vectors per (encoder, catalog fingerprint), plus a small LRU of query vectors."""
+
+    def __init__(self, *, max_catalogs: int = 8, max_queries: int = 2048) -> None:
+        self._lock = threading.Lock()
+        self._catalogs: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._queries: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self.max_catalogs = max_catalogs
+        self.max_queries = max_queries
+        self.document_encodes = 0
+
+    def documents(
+        self, encoder: Encoder, fingerprint: str, groups: Sequence[Sequence[str]]
+    ) -> np.ndarray:
+        """One row per group (a document and its example requests), encoded once per catalog."""
+        key = (encoder.name, fingerprint)
+        with self._lock:
+            if key in self._catalogs:
+                self._catalogs.move_to_end(key)
+                return self._catalogs[key]
+        flat = [text for group in groups for text in group]
+        vectors = encoder.encode(flat, query=False) if flat else np.zeros((0, 1), np.float32)
+        rows = np.zeros((len(groups), vectors.shape[1]), dtype=np.float32)
+        start = 0
+        for row, group in enumerate(groups):
+            rows[row] = vectors[start : start + len(group)].sum(axis=0)
+            start += len(group)
+        matrix = _normalize(rows)
+        with self._lock:
+            self.document_encodes += 1
+            self._catalogs[key] = matrix
+            while len(self._catalogs) > self.max_catalogs:
+                self._catalogs.popitem(last=False)
+        return matrix
+
+    def query(self, encoder: Encoder, text: str) -> np.ndarray:
+        """A query vector; follow-ups reuse the previous turns' vectors from here."""
+        key = (encoder.name, text)
+        with self._lock:
+            if key in self._queries:
+                self._queries.move_to_end(key)
+                return self._queries[key]
+        vector = encoder.encode([text], query=True)[0]
+        with self._lock:
+            self._queries[key] = vector
+            while len(self._queries) > self.max_queries:
+                self._queries.popitem(last=False)
+        return vector
+
+
+@cache
+def default_cache() -> EmbeddingCache:
+    """The per-process cache, created on first use (after any fork)."""
+    return EmbeddingCache()
+
+
+class SemanticIndex:
+    """Cosine similarities of a query (and its recent context) to every server and tool."""
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        *,
+        servers: Sequence[Sequence[str]],
+        tools: Sequence[Sequence[str]],
+        fingerprint: str,
+        embedding_cache: EmbeddingCache | None = None,
+    ) -> None:
+        self.encoder = encoder
+        self.cache = embedding_cache or default_cache()
+        self._groups = [list(g) for g in servers] + [list(g) for g in tools]
+        self._split = len(servers)
+        self.fingerprint = fingerprint
+
+    def _vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        matrix = self.cache.documents(self.encoder, self.fingerprint, self._groups)
+        return matrix[: self._split], matrix[self._split :]
+
+    def warm(self) -> None:
+        """Encode the catalog now rather than on the first prompt."""
+        self._vectors()
+
+    def scores(
+        self, query: str, history: Sequence[str], history_weight: float
+    ) -> tuple[list[float], list[float]]:
+        """Per-server and per-tool similarities mapped onto [0, 1]."""
+        servers, tools = self._vectors()
+        vector = self.cache.query(self.encoder, query).astype(np.float32)
+        for age, turn in enumerate(history):
+            vector = vector + (history_weight ** (age + 1)) * self.cache.query(self.encoder, turn)
+        norm = float(np.linalg.norm(vector))
+        if norm > 0:
+            vector = vector / norm
+        span = max(1e-6, self.encoder.ceiling - self.encoder.floor)
+        out = []
+        for matrix in (servers, tools):
+            sims = matrix @ vector if len(matrix) else np.zeros(0, dtype=np.float32)
+            out.append(np.clip((sims - self.encoder.floor) / span, 0.0, 1.0).tolist())
+        return out[0], out[1]
+
+
+class EndpointEncoder:
+    """An OpenAI-compatible ``/v1/embeddings`` endpoint (a local server or a hosted API)."""
+
+    def __init__(
+        self,
+        url: str,
+        model: str,
+        *,
+        api_key: str = "",
+        timeout: float = 10.0,
+        batch: int = 64,
+        floor: float = 0.2,
+        ceiling: float = 0.8,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        if not self.url.endswith("/embeddings"):
+            self.url += "/embeddings"
+        self.model = model
+        self.name = f"endpoint:{self.url}:{model}"
+        self.api_key = api_key
+        self.timeout = timeout
+        self.batch = batch
+        self.floor = floor
+        self.ceiling = ceiling
+        self.session = session or requests.Session()
+
+    def encode(self, texts: Sequence[str], *, query: bool) -> np.ndarray:
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        rows: list[list[float]] = []
+        for start in range(0, len(texts), self.batch):
+            chunk = list(texts[start : start + self.batch])
+            response = self.session.post(
+                self.url,
+                json={"model": self.model, "input": chunk},
+                headers=headers,
+                timeout=self.timeout,
+            )
+            response.raise_for_status()
+            data = sorted(response.json()["data"], key=lambda item: item["index"])
+            rows.extend(item["embedding"] for item in data)
+        return _normalize(np.asarray(rows, dtype=np.float32).reshape(len(rows), -1))
+
+
+def _normalize(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.maximum(norms, 1e-12)

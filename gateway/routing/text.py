@@ -1,0 +1,129 @@
+"""Tokenization shared by the lexical index and the query side, so both see the same terms."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from functools import lru_cache
+from typing import Any
+
+import snowballstemmer
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+_MENTION = re.compile(r"(?<![\w@])@([\w][\w.\-]*)")
+
+# Function words carry no routing signal; kept short so that domain words are never dropped.
+STOPWORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before being
+    below between both but by can could did do does doing down during each few for from further
+    had has have having he her here hers herself him himself his how i if in into is it its itself
+    just let me more most my myself no nor not now of off on once only or other our ours ourselves
+    out over own please same she should so some such than that the their theirs them themselves
+    then there these they this those through to too under until up very was we were what when
+    where which while who whom why will with would you your yours yourself yourselves also may
+    might must shall thank thanks hi hello hey ok okay yes sure really much many well like via
+    etc using use used uses want wants need needs i'm im it's don't can't""".split()
+)
+
+# Request verbs that appear in almost every prompt and every tool description: they rank by
+# accident, so the query side counts them at a fraction of a content word.
+GENERIC = frozenset(
+    """get gets getting make makes making create creates creating help helps find finds finding
+    show shows tell tells give gives provide provides know see look looking write writes
+    return returns run runs do perform performs check checks go try work working take takes
+    set sets new current specific specified given based information info data details result
+    results list lists retrieve retrieves fetch fetches""".split()
+)
+
+_stemmer = snowballstemmer.stemmer("english")
+
+
+@lru_cache(maxsize=65536)
+def stem(word: str) -> str:
+    """Stem one lowercase word; cached because catalogs and prompts repeat words constantly."""
+    if not word.isascii():
+        return word
+    return _stemmer.stemWord(word)
+
+
+def split_identifier(text: str) -> str:
+    """Spread ``snake_case``, ``kebab-case`` and ``camelCase`` into words."""
+    return _CAMEL.sub(" ", text).replace("_", " ").replace("-", " ")
+
+
+def words(text: str) -> Iterator[str]:
+    """Lowercase words of ``text``; CJK runs become single characters so they can match at all."""
+    for raw in _WORD.findall(split_identifier(text)):
+        if _CJK.search(raw):
+            yield from (ch for ch in raw if not ch.isspace())
+            continue
+        yield raw.lower()
+
+
+def tokens(text: str) -> list[str]:
+    """Index terms of ``text``: split, lowercased, stopwords dropped, stemmed."""
+    return [stem(w) for w in words(text) if w not in STOPWORDS and len(w) > 1 or _CJK.match(w)]
+
+
+def query_terms(text: str, *, weight: float = 1.0) -> dict[str, float]:
+    """Weighted query terms: generic request verbs count for less than content words."""
+    weighted: dict[str, float] = {}
+    for w in words(text):
+        if w in STOPWORDS or (len(w) < 2 and not _CJK.match(w)):
+            continue
+        term_weight = weight * (0.3 if w in GENERIC else 1.0)
+        term = stem(w)
+        weighted[term] = max(weighted.get(term, 0.0), term_weight)
+    return weighted
+
+
+def schema_text(schema: Mapping[str, Any] | None) -> str:
+    """Parameter names and descriptions of a JSON schema, one level of nesting deep."""
+    if not isinstance(schema, Mapping):
+        return ""
+    parts: list[str] = []
+    for name, spec in _properties(schema):
+        parts.append(split_identifier(name))
+        if isinstance(spec, Mapping):
+            if isinstance(spec.get("description"), str):
+                parts.append(spec["description"])
+            for child, child_spec in _properties(spec.get("items") or spec):
+                parts.append(split_identifier(child))
+                if isinstance(child_spec, Mapping) and isinstance(
+                    child_spec.get("description"), str
+                ):
+                    parts.append(child_spec["description"])
+    return " ".join(parts)
+
+
+def _properties(schema: Any) -> Iterable[tuple[str, Any]]:
+    if not isinstance(schema, Mapping):
+        return ()
+    props = schema.get("properties")
+    return props.items() if isinstance(props, Mapping) else ()
+
+
+def slug(name: str) -> str:
+    """Comparable form of a server name: ``@github`` matches ``GitHub`` and ``git-hub``."""
+    return "".join(words(name))
+
+
+def mentions(text: str) -> tuple[list[str], str]:
+    """``@name`` mentions in ``text`` and the text with them removed."""
+    found = _MENTION.findall(text)
+    stripped = _MENTION.sub(" ", text) if found else text
+    return found, " ".join(stripped.split())
+
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n")
+
+
+def example_requests(name: str, description: str) -> list[str]:
+    """Request-shaped sentences for a tool, from its own name and first sentence only."""
+    first = _SENTENCE.split(description.strip(), maxsplit=1)[0].strip().rstrip(".!?。")[:200]
+    examples = [f"I need {name.lower()}."]
+    if first:
+        examples.append(f"Can you help me {first[0].lower()}{first[1:]}?")
+    return examples

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gateway.routing import Router
+from gateway.routing.evaluate import evaluate, load_cases, load_catalog, main
+
+FIXTURES = Path(__file__).parent / "fixtures" / "routing"
+
+
+def test_evaluate_cli_prints_known_metrics_on_its_last_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(
+        [
+            "--catalog",
+            str(FIXTURES / "catalog.json"),
+            "--cases",
+            str(FIXTURES / "cases.jsonl"),
+            "--semantic",
+            "off",
+        ]
+    )
+    assert code == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    # 11 cases: 2 need no tool, 9 do; only "umbrella in Paris" has no lexical match.
+    assert result["cases"] == 11
+    assert result["server_top1"] == pytest.approx(8 / 9, abs=1e-4)
+    assert result["server_recall_at_3"] == pytest.approx(8 / 9, abs=1e-4)
+    assert result["tool_recall_at_5"] == pytest.approx(8 / 9, abs=1e-4)
+    assert result["tool_recall_at_10"] == pytest.approx(8 / 9, abs=1e-4)
+    assert result["no_tool_accuracy"] == 1.0
+    assert result["method"] == "lexical"
+    assert 0 <= result["p50_ms"] <= result["p99_ms"]
+
+
+def test_alternatives_count_once_and_missing_cases_give_none() -> None:
+    router = Router(load_catalog(FIXTURES / "catalog.json"))
+    cases = [c for c in load_cases(FIXTURES / "cases.jsonl") if c.id == "t11"]
+    assert cases[0].tools == (("filesystem/search_files", "github/search_repositories"),)
+    result = evaluate(router, cases)
+    assert result["tool_recall_at_5"] == 1.0
+    assert result["no_tool_accuracy"] is None

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from gateway.routing import Router, RoutingSettings
+from gateway.routing.encoders import encoder_for, local_encoder
+from gateway.routing.evaluate import load_catalog
+
+FIXTURES = Path(__file__).parent / "fixtures" / "routing"
+
+
+def test_default_router_is_hybrid_with_the_bundled_model() -> None:
+    router = Router(load_catalog(FIXTURES / "catalog.json"))
+    prompt = "Is it going to be sunny this weekend in Berlin?"
+    assert Router(router.catalog, RoutingSettings(semantic=False)).route(prompt).servers == ()
+    decision = router.route(prompt)
+    assert decision.servers == ("weather",)
+    assert decision.method == "hybrid"
+    assert router.route("write me a poem about autumn").servers == ()
+
+
+def test_local_encoder_is_one_per_process_and_normalized() -> None:
+    assert encoder_for(RoutingSettings()) is local_encoder()
+    assert encoder_for(RoutingSettings(semantic=False)) is None
+    vectors = local_encoder().encode(
+        ["current time in Tokyo", "what time is it in Japan"], query=True
+    )
+    assert vectors.shape == (2, 384)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert float(vectors[0] @ vectors[1]) > 0.5
+
+
+def test_endpoint_backend_without_url_falls_back_to_lexical() -> None:
+    settings = RoutingSettings(semantic_backend="endpoint")
+    assert encoder_for(settings) is None
+    router = Router(load_catalog(FIXTURES / "catalog.json"), settings)
+    assert router.route("show the git log").method == "lexical"

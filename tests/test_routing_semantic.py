@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+from requests.adapters import BaseAdapter
+
+from gateway.routing import Catalog, Router, RoutingSettings, ServerDescriptor
+from gateway.routing.evaluate import load_catalog
+from gateway.routing.semantic import EmbeddingCache, EndpointEncoder, SemanticIndex
+from gateway.tools import Tool
+from tests.routing_fakes import HashingEncoder
+
+FIXTURES = Path(__file__).parent / "fixtures" / "routing"
+HYBRID = RoutingSettings(semantic=True)
+
+
+@pytest.fixture()
+def catalog() -> Catalog:
+    return load_catalog(FIXTURES / "catalog.json")
+
+
+def make_router(catalog: Catalog, encoder: HashingEncoder, cache: EmbeddingCache) -> Router:
+    router = Router(catalog, HYBRID, encoder=encoder)
+    assert router._semantic is not None
+    router._semantic.cache = cache
+    return router
+
+
+def test_hybrid_router_reports_both_stages(catalog: Catalog) -> None:
+    router = make_router(catalog, HashingEncoder(), EmbeddingCache())
+    decision = router.route("Will it rain tomorrow? What's the forecast?")
+    assert decision.servers[0] == "weather"
+    assert decision.method == "hybrid"
+    assert {"lexical", "semantic", "fusion"} <= set(decision.latency_ms)
+
+
+def test_catalog_vectors_are_encoded_once_per_catalog(catalog: Catalog) -> None:
+    encoder, cache = HashingEncoder(), EmbeddingCache()
+    first = make_router(catalog, encoder, cache)
+    first.route("what time is it in London?")
+    second = make_router(catalog, encoder, cache)
+    second.route("show the git log")
+    assert cache.document_encodes == 1
+    # 5 server documents; 16 tools, each with two generic example requests.
+    assert [n for n, query in encoder.calls if not query] == [5 + 16 * 3]
+
+    changed = Catalog.build(
+        catalog.servers[:-1], [t for t in catalog.tools if t.server != catalog.servers[-1].name]
+    )
+    make_router(changed, encoder, cache).route("show the git log")
+    assert cache.document_encodes == 2
+
+
+def test_query_vectors_of_earlier_turns_are_reused(catalog: Catalog) -> None:
+    encoder, cache = HashingEncoder(), EmbeddingCache()
+    router = make_router(catalog, encoder, cache)
+    router.route("what time is it in London?")
+    router.route("and in Tokyo?", history=["what time is it in London?"])
+    queries = [n for n, query in encoder.calls if query]
+    assert len(queries) == 2
+
+
+def test_semantic_index_scores_are_in_unit_range() -> None:
+    index = SemanticIndex(
+        HashingEncoder(),
+        servers=[["time zones"], ["weather"]],
+        tools=[["current time"], ["forecast", "I need a forecast."], ["alerts"]],
+        fingerprint="x",
+        embedding_cache=EmbeddingCache(),
+    )
+    servers, tools = index.scores("current time", [], 0.5)
+    assert len(servers) == 2 and len(tools) == 3
+    assert all(0.0 <= s <= 1.0 for s in servers + tools)
+    assert tools[0] == pytest.approx(1.0)
+
+
+class FakeEmbeddings(BaseAdapter):
+    """Answers ``/v1/embeddings`` in the OpenAI wire format, in reverse order on purpose."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[dict[str, object]] = []
+
+    def send(self, request, **kwargs):  # type: ignore[no-untyped-def]
+        body = json.loads(request.body)
+        self.requests.append(
+            {"url": request.url, "body": body, "auth": request.headers.get("Authorization")}
+        )
+        data = [
+            {"object": "embedding", "index": i, "embedding": [float(len(text)), 1.0, 0.0]}
+            for i, text in enumerate(body["input"])
+        ]
+        response = requests.Response()
+        response.status_code = 200
+        response._content = json.dumps({"object": "list", "data": data[::-1]}).encode()
+        response.headers["Content-Type"] = "application/json"
+        response.url = request.url
+        return response
+
+    def close(self) -> None:
+        pass
+
+
+def test_endpoint_encoder_speaks_the_openai_embeddings_format() -> None:
+    adapter = FakeEmbeddings()
+    session = requests.Session()
+    session.mount("http://embeddings.test", adapter)
+    encoder = EndpointEncoder(
+        "http://embeddings.test/v1", "small", api_key="k", batch=2, session=session
+    )
+    vectors = encoder.encode(["a", "bbb", "cc"], query=False)
+    assert vectors.shape == (3, 3)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0)
+    assert vectors[1][0] > vectors[2][0] > vectors[0][0]
+    assert [r["url"] for r in adapter.requests] == ["http://embeddings.test/v1/embeddings"] * 2
+    assert adapter.requests[0]["body"] == {"model": "small", "input": ["a", "bbb"]}
+    assert adapter.requests[0]["auth"] == "Bearer k"
+
+
+def test_semantic_stage_finds_what_words_alone_miss() -> None:
+    class SynonymEncoder(HashingEncoder):
+        """Maps 'umbrella' onto 'rain' the way a real model would."""
+
+        def encode(self, texts, *, query):  # type: ignore[no-untyped-def]
+            return super().encode([t.replace("umbrella", "rain") for t in texts], query=query)
+
+    catalog = Catalog.build(
+        [ServerDescriptor("weather", "Rain and temperature forecasts."), ServerDescriptor("time")],
+        [Tool("weather", "forecast", "Rain forecast."), Tool("time", "now", "Current time.")],
+    )
+    lexical = Router(catalog, RoutingSettings(semantic=False)).route("umbrella needed?")
+    assert lexical.servers == ()
+    router = Router(catalog, replace(HYBRID, threshold=0.1), encoder=SynonymEncoder())
+    assert router._semantic is not None
+    router._semantic.cache = EmbeddingCache()
+    assert router.route("umbrella needed?").servers == ("weather",)
