@@ -67,3 +67,19 @@ def child_exit(server, worker):
 def on_exit(server):
     if _owns_metrics_dir:
         shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+
+
+def post_worker_init(worker):
+    """Warm up in the background: MCP sessions, the router and its embedding model."""
+    import threading
+
+    from gateway.runtime import warm_up
+
+    threading.Thread(target=warm_up, args=(worker.wsgi,), name="warm-up", daemon=True).start()
+
+
+def worker_exit(server, worker):
+    """Stop this worker's MCP server processes and close its LLM clients."""
+    from gateway.runtime import close_runtime
+
+    close_runtime(worker.wsgi)

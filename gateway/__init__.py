@@ -12,13 +12,14 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from gateway import access, auth, health, metrics, models  # noqa: F401  (models registers the tables)
+from gateway import access, auth, catalog, health, metrics, models  # noqa: F401  (models registers the tables)
 from gateway.config import Settings, load_settings
 from gateway.database import MIGRATIONS_DIR, engine_options
 from gateway.errors import register_error_handlers
 from gateway.extensions import db, jwt, migrate
 from gateway.logs import configure_logging
 from gateway.requests import JSONRequest
+from gateway.runtime import llm_settings_from, mcp_configs_from, routing_settings_from
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +28,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the application; ``config`` overrides settings by field name (tests, tools)."""
     settings = load_settings(config)
     configure_logging(settings.log_level, settings.log_format)
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)
     app.request_class = JSONRequest
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["gateway.settings"] = settings
+    app.extensions["gateway.llm_settings"] = llm_settings_from(settings)
+    app.extensions["gateway.mcp_configs"] = mcp_configs_from(settings)
+    app.extensions["gateway.routing_settings"] = routing_settings_from(settings)
     app.config.update(_flask_config(settings, app))
     if settings.trusted_proxies:
         # Behind nginx, the client address (login throttling, logs) is in X-Forwarded-For.
@@ -43,6 +47,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
     access.init_app(app)
     auth.init_app(app)
+    catalog.init_app(app)
 
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)

@@ -16,6 +16,7 @@ SECRET_KEYS = (
     "OPENAI_API_KEY",
     "ADMIN_PASSWORD",
 )
+LLM_MODEL_KEYS = ("ANTHROPIC_MODEL", "OPENAI_MODEL")
 # A random key is generated for development and test only: production must set its own.
 MIN_SECRET_BYTES = 32
 
@@ -53,7 +54,12 @@ class Settings:
     login_max_failures: int = 5
     login_window_seconds: int = 300
     trusted_proxies: int = 0
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    max_tool_result_bytes: int = 100_000
+    max_message_chars: int = 32_000
+    # LLM_* (and ANTHROPIC_MODEL, OPENAI_MODEL) as given; gateway.runtime validates them.
+    llm_env: Mapping[str, str] = field(default_factory=dict)
+    # ROUTING_* as given; gateway.runtime turns them into RoutingSettings.
+    routing_env: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def is_production(self) -> bool:
@@ -122,6 +128,8 @@ _INT_KEYS = {
     "LOGIN_MAX_FAILURES": ("login_max_failures", 1),
     "LOGIN_WINDOW_SECONDS": ("login_window_seconds", 1),
     "TRUSTED_PROXIES": ("trusted_proxies", 0),
+    "MAX_TOOL_RESULT_BYTES": ("max_tool_result_bytes", 1000),
+    "MAX_MESSAGE_CHARS": ("max_message_chars", 1),
 }
 _FLOAT_KEYS = {
     "DB_CONNECT_DEADLINE": "db_connect_deadline",
@@ -179,6 +187,10 @@ def _typed_values(env: Mapping[str, str]) -> dict[str, Any]:
             values[attr] = env[key]
     values["log_level"] = env.get("LOG_LEVEL", "INFO").upper()
     values["log_format"] = env.get("LOG_FORMAT", "text").lower()
+    values["routing_env"] = {k: v for k, v in env.items() if k.startswith("ROUTING_")}
+    values["llm_env"] = {
+        k: v for k, v in env.items() if k.startswith("LLM_") or k in LLM_MODEL_KEYS
+    }
     return values
 
 

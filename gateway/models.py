@@ -154,3 +154,26 @@ class LoginFailure(db.Model):
     key: Mapped[str] = mapped_column(String(300), primary_key=True)
     count: Mapped[int] = mapped_column(default=0)
     window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ToolPin(db.Model):
+    """The approved definition of one MCP tool (rug-pull defense), shared by every worker."""
+
+    __tablename__ = "tool_pins"
+
+    server: Mapped[str] = mapped_column(String(128), primary_key=True)
+    tool: Mapped[str] = mapped_column(String(128), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    # Set when the server now describes the tool differently; the tool is withheld meanwhile.
+    pending_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    first_seen_at: Mapped[datetime] = _timestamp()
+    changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class RuntimeState(db.Model):
+    """Small shared counters, e.g. the MCP config generation that tells workers to reload."""
+
+    __tablename__ = "runtime_state"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(default=0)

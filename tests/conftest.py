@@ -14,6 +14,7 @@ from sqlalchemy import text
 from gateway import create_app
 from gateway.database import upgrade_database
 from gateway.extensions import db
+from gateway.runtime import close_runtime
 
 ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 TEST_SECRET = "test-secret-" + "x" * 40
@@ -98,7 +99,8 @@ test_settings.__test__ = False  # a helper, not a test
 def app(database_url: str):
     app = create_app(test_settings(database_url))
     upgrade_database(app)
-    return app
+    yield app
+    close_runtime(app)
 
 
 @pytest.fixture

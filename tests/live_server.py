@@ -45,6 +45,9 @@ def gunicorn(env: Mapping[str, str], *, workers: int = 2, threads: int = 4) -> I
         "BIND": f"127.0.0.1:{port}",
         "GUNICORN_WORKERS": str(workers),
         "GUNICORN_THREADS": str(threads),
+        # No MCP servers and no embedding model unless a test asks for them: faster workers.
+        "MCP_CONFIG": str(ROOT / "tests" / "fixtures" / "mcp_none.json"),
+        "ROUTING_SEMANTIC": "false",
         **env,
     }
     full_env.pop("PROMETHEUS_MULTIPROC_DIR", None)

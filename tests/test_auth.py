@@ -306,6 +306,10 @@ def test_another_users_objects_answer_404_on_every_owned_route(client, app):
     assert client.get("/auth/keys", headers=intruder.headers).get_json()["keys"] == []
 
 
+# Values for the admin routes' parameters: objects that exist in the test app.
+ROUTE_VALUES = {"name": "time"}
+
+
 def _admin_rules(app):
     return [
         rule
@@ -320,7 +324,7 @@ def test_users_get_403_on_every_admin_route_and_admins_get_through(client, app):
     assert rules, "the URL map should have admin routes"
     for rule in rules:
         method = sorted(rule.methods - {"HEAD", "OPTIONS"})[0]
-        url = rule.rule
+        url = rule.build(ROUTE_VALUES, append_unknown=False)[1]
         response = client.open(url, method=method, headers=user.headers)
         assert response.status_code == 403, url
         assert response.get_json()["error"]["type"] == "forbidden"

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 06:33:04.496184
+Create Date: 2026-11-24 06:42:14.686083
 
 """
 from alembic import op
@@ -23,6 +23,20 @@ def upgrade():
     sa.Column('count', sa.Integer(), nullable=False),
     sa.Column('window_start', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('key', name=op.f('pk_login_failures'))
+    )
+    op.create_table('runtime_state',
+    sa.Column('key', sa.String(length=64), nullable=False),
+    sa.Column('value', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('key', name=op.f('pk_runtime_state'))
+    )
+    op.create_table('tool_pins',
+    sa.Column('server', sa.String(length=128), nullable=False),
+    sa.Column('tool', sa.String(length=128), nullable=False),
+    sa.Column('fingerprint', sa.String(length=64), nullable=False),
+    sa.Column('pending_fingerprint', sa.String(length=64), nullable=True),
+    sa.Column('first_seen_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('changed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('server', 'tool', name=op.f('pk_tool_pins'))
     )
     op.create_table('users',
     sa.Column('id', sa.Uuid(), nullable=False),
@@ -124,5 +138,7 @@ def downgrade():
     op.drop_index(op.f('ix_api_keys_user_id'), table_name='api_keys')
     op.drop_table('api_keys')
     op.drop_table('users')
+    op.drop_table('tool_pins')
+    op.drop_table('runtime_state')
     op.drop_table('login_failures')
     # ### end Alembic commands ###

@@ -1,0 +1,68 @@
+"""The tools offered on one turn: live MCP tools, pinned definitions only, ranked by the router."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from gateway.catalog.pins import PinCache
+from gateway.catalog.reload import ConfigWatcher
+from gateway.mcp import MCPHub, ServerConfig
+from gateway.routing import Catalog, Router, RoutingDecision, RoutingSettings, ServerDescriptor
+from gateway.tools import Tool
+
+
+@dataclass(frozen=True)
+class Offer:
+    """The routing decision and the tools it selected, in rank order."""
+
+    decision: RoutingDecision
+    tools: tuple[Tool, ...]
+
+
+class ToolOffer:
+    """Per-process: the router, rebuilt only when the live catalog changes."""
+
+    def __init__(self, hub: MCPHub, settings: RoutingSettings, watcher: ConfigWatcher) -> None:
+        self.hub = hub
+        self.settings = settings
+        self.watcher = watcher
+        self.pins = PinCache()
+        self._lock = threading.Lock()
+        self._key: object = None
+        self._router: Router | None = None
+
+    def router(self) -> Router:
+        """The router over the tools that are usable now (ready servers, approved definitions)."""
+        self.watcher.check()
+        tools = self.pins.approved(self.hub.list_tools())
+        configs = [c for c in self.hub.configs if c.enabled]
+        key = (
+            tuple((c.name, c.description, c.keywords, c.always) for c in configs),
+            tuple((t.server, t.name, t.description) for t in tools),
+        )
+        with self._lock:
+            if self._router is None or key != self._key:
+                self._router = Router(
+                    Catalog.build(map(_descriptor, configs), tools), self.settings
+                )
+                self._key = key
+            return self._router
+
+    def offer(
+        self, prompt: str, *, history: Sequence[str] = (), pinned: Sequence[str] = ()
+    ) -> Offer:
+        router = self.router()
+        decision = router.route(prompt, history=history, pinned_servers=pinned)
+        by_name = {t.qualified_name: t for t in router.catalog.tools}
+        return Offer(decision, tuple(by_name[n] for n in decision.tools if n in by_name))
+
+
+def _descriptor(config: ServerConfig) -> ServerDescriptor:
+    return ServerDescriptor(
+        name=config.name,
+        description=config.description or "",
+        keywords=tuple(config.keywords),
+        always=config.always,
+    )

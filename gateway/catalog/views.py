@@ -1,0 +1,83 @@
+"""/mcp: server states for everyone; tools, reload and approvals for admins."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint
+from flask.typing import ResponseReturnValue
+
+from gateway.auth.guard import admin_required, current_user, login_required
+from gateway.catalog import pins
+from gateway.errors import NotFoundError
+from gateway.mcp import tool_fingerprint
+from gateway.runtime import mcp_hub, tool_offer
+
+bp = Blueprint("mcp", __name__, url_prefix="/mcp")
+
+
+@bp.get("/servers")
+@login_required
+def list_servers() -> ResponseReturnValue:
+    admin = current_user().is_admin
+    servers: list[dict[str, Any]] = []
+    for status in mcp_hub().statuses():
+        row: dict[str, Any] = {
+            "name": status.name,
+            "transport": status.transport,
+            "state": status.state,
+            "tool_count": status.tool_count,
+        }
+        if admin:
+            row.update(
+                last_error=status.last_error,
+                pid=status.pid,
+                protocol_version=status.protocol_version,
+                pending_changes=pins.pending_changes(status.name),
+            )
+        servers.append(row)
+    return {"servers": servers}
+
+
+@bp.get("/servers/<name>/tools")
+@admin_required
+def list_server_tools(name: str) -> ResponseReturnValue:
+    hub = mcp_hub()
+    if name not in {c.name for c in hub.configs}:
+        raise NotFoundError("MCP server not found.")
+    pending = set(pins.pending_changes(name))
+    offered = {t.name for t in tool_offer().pins.approved(hub.list_tools())}
+    tools = [
+        {
+            "name": tool.name,
+            "description": tool.description,
+            "input_schema": tool.input_schema,
+            "fingerprint": tool_fingerprint(tool),
+            "state": "approved"
+            if tool.name in offered
+            else "pending"
+            if tool.name in pending
+            else "withheld",
+        }
+        for tool in hub.list_tools()
+        if tool.server == name
+    ]
+    return {"server": name, "tools": tools}
+
+
+@bp.post("/servers/<name>/approve")
+@admin_required
+def approve_server_changes(name: str) -> ResponseReturnValue:
+    if name not in {c.name for c in mcp_hub().configs}:
+        raise NotFoundError("MCP server not found.")
+    approved = pins.approve_changes(name)
+    tool_offer().pins.invalidate()
+    return {"server": name, "approved": approved}
+
+
+@bp.post("/reload")
+@admin_required
+def reload_config() -> ResponseReturnValue:
+    offer = tool_offer()
+    offer.watcher.reload_now()
+    return {"servers": [c.name for c in offer.hub.configs]}

@@ -1,0 +1,142 @@
+"""Per-process objects (LLM providers, MCP hub, router): built on first use, after the fork."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from typing import TYPE_CHECKING, Any
+
+from flask import current_app
+
+from gateway.catalog.offer import ToolOffer
+from gateway.catalog.reload import ConfigWatcher
+from gateway.config import ConfigError
+from gateway.llm.registry import LLMRegistry, LLMSettings
+from gateway.mcp import MCPConfigError, MCPHub, ServerConfig, load_mcp_config
+from gateway.routing import RoutingSettings
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from gateway.config import Settings
+
+_lock = threading.Lock()
+
+
+def llm_settings_from(settings: Settings) -> LLMSettings:
+    """The providers' settings; a bad LLM_* value is a one-line ConfigError at start-up."""
+    raw: dict[str, Any] = dict(settings.llm_env)
+    raw.update(
+        ANTHROPIC_API_KEY=settings.anthropic_api_key,
+        ANTHROPIC_BASE_URL=settings.anthropic_base_url,
+        OPENAI_API_KEY=settings.openai_api_key,
+        OPENAI_BASE_URL=settings.openai_base_url,
+    )
+    # The offline provider is the development default; production must ask for it.
+    raw.setdefault("LLM_ALLOW_OFFLINE", "false" if settings.is_production else "true")
+    try:
+        if raw.get("LLM_PRICES"):
+            raw["LLM_PRICES"] = json.loads(raw["LLM_PRICES"])
+        return LLMSettings.from_mapping(raw)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"LLM settings: {exc}") from None
+
+
+def _per_process(app: Flask, name: str, build: Any) -> Any:
+    """``app.extensions[name]`` for this process, rebuilt when inherited through a fork."""
+    entry = app.extensions.get(name)
+    if entry is None or entry[0] != os.getpid():
+        with _lock:
+            entry = app.extensions.get(name)
+            if entry is None or entry[0] != os.getpid():
+                entry = app.extensions[name] = (os.getpid(), build(app))
+    return entry[1]
+
+
+def mcp_configs_from(settings: Settings) -> list[ServerConfig]:
+    """The operator's mcpServers file, validated; a bad file is a one-line ConfigError."""
+    try:
+        return load_mcp_config(settings.mcp_config, os.environ)
+    except MCPConfigError as exc:
+        raise ConfigError(f"MCP_CONFIG: {exc}") from None
+
+
+def _app() -> Flask:
+    return current_app._get_current_object()  # type: ignore[attr-defined]
+
+
+def llm_registry() -> LLMRegistry:
+    return _per_process(
+        _app(), "gateway.llm", lambda app: LLMRegistry(app.extensions["gateway.llm_settings"])
+    )
+
+
+def mcp_hub() -> MCPHub:
+    """This worker's MCP sessions; nothing connects until first use."""
+
+    def build(app: Flask) -> MCPHub:
+        settings = app.extensions["gateway.settings"]
+        return MCPHub(
+            app.extensions["gateway.mcp_configs"], max_result_bytes=settings.max_tool_result_bytes
+        )
+
+    return _per_process(_app(), "gateway.mcp", build)
+
+
+def tool_offer() -> ToolOffer:
+    """This worker's router over its live MCP tools."""
+    hub = mcp_hub()
+
+    def build(app: Flask) -> ToolOffer:
+        settings = app.extensions["gateway.settings"]
+        watcher = ConfigWatcher(hub, settings.mcp_config)
+        return ToolOffer(hub, app.extensions["gateway.routing_settings"], watcher)
+
+    return _per_process(_app(), "gateway.tool_offer", build)
+
+
+def routing_settings_from(settings: Settings) -> RoutingSettings:
+    """ROUTING_* variables over the shipped, measured defaults."""
+    env = settings.routing_env
+    values: dict[str, Any] = {}
+    kinds = {
+        "ROUTING_THRESHOLD": ("threshold", float),
+        "ROUTING_MAX_SERVERS": ("max_servers", int),
+        "ROUTING_TOOL_BUDGET": ("tool_budget", int),
+        "ROUTING_SEMANTIC": ("semantic", _truthy),
+        "ROUTING_EMBEDDINGS_URL": ("embeddings_url", str),
+        "ROUTING_EMBEDDINGS_MODEL": ("embeddings_model", str),
+    }
+    for key, (name, kind) in kinds.items():
+        if env.get(key):
+            try:
+                values[name] = kind(env[key])
+            except ValueError:
+                raise ConfigError(f"{key}: invalid value {env[key]!r}") from None
+    if values.get("embeddings_url"):
+        values["semantic_backend"] = "endpoint"
+    return RoutingSettings(**values)
+
+
+def _truthy(raw: str) -> bool:
+    return raw.strip().lower() in ("1", "true", "yes", "on")
+
+
+def close_runtime(app: Flask) -> None:
+    """Release this process's clients and sessions (gunicorn worker_exit)."""
+    app.extensions.pop("gateway.tool_offer", None)
+    for name in ("gateway.mcp", "gateway.llm"):
+        entry = app.extensions.pop(name, None)
+        if entry is not None and entry[0] == os.getpid():
+            entry[1].close()
+
+
+def warm_up(app: Flask) -> None:
+    """Connect the MCP servers and build the router before the first chat needs them."""
+    with app.app_context():
+        try:
+            tool_offer().router()
+        except Exception:  # warm-up is best effort; the first request retries
+            logging.getLogger(__name__).warning("warm-up failed", exc_info=True)
