@@ -56,6 +56,7 @@ class Settings:
     trusted_proxies: int = 0
     max_tool_result_bytes: int = 100_000
     max_message_chars: int = 32_000
+    history_token_budget: int = 24_000
     # LLM_* (and ANTHROPIC_MODEL, OPENAI_MODEL) as given; gateway.runtime validates them.
     llm_env: Mapping[str, str] = field(default_factory=dict)
     # ROUTING_* as given; gateway.runtime turns them into RoutingSettings.
@@ -130,6 +131,7 @@ _INT_KEYS = {
     "TRUSTED_PROXIES": ("trusted_proxies", 0),
     "MAX_TOOL_RESULT_BYTES": ("max_tool_result_bytes", 1000),
     "MAX_MESSAGE_CHARS": ("max_message_chars", 1),
+    "HISTORY_TOKEN_BUDGET": ("history_token_budget", 100),
 }
 _FLOAT_KEYS = {
     "DB_CONNECT_DEADLINE": "db_connect_deadline",

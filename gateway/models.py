@@ -82,6 +82,7 @@ class Message(db.Model):
     rounds: Mapped[int | None]
     stop_reason: Mapped[str | None] = mapped_column(String(32))
     cost_usd: Mapped[float | None]
+    fallback_from: Mapped[str | None] = mapped_column(String(32))
     routing: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _timestamp()
@@ -177,3 +178,19 @@ class RuntimeState(db.Model):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[int] = mapped_column(default=0)
+
+
+class IdempotencyRecord(db.Model):
+    """One ``Idempotency-Key`` of one user: the request it named and, once done, its answer."""
+
+    __tablename__ = "idempotency_records"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    # in_progress | done
+    state: Mapped[str] = mapped_column(String(16), default="in_progress")
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = _timestamp(index=True)

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from flask import current_app
@@ -133,10 +134,17 @@ def close_runtime(app: Flask) -> None:
             entry[1].close()
 
 
-def warm_up(app: Flask) -> None:
-    """Connect the MCP servers and build the router before the first chat needs them."""
+def warm_up(app: Flask, *, settle_seconds: float = 30.0) -> None:
+    """Connect the MCP servers, then build the router and load its model, before a chat needs it."""
     with app.app_context():
         try:
-            tool_offer().router()
+            hub = mcp_hub()
+            hub.start()
+            deadline = time.monotonic() + settle_seconds
+            while time.monotonic() < deadline and any(
+                s.state == "starting" for s in hub.statuses()
+            ):
+                time.sleep(0.1)
+            tool_offer().offer("warm up")
         except Exception:  # warm-up is best effort; the first request retries
             logging.getLogger(__name__).warning("warm-up failed", exc_info=True)

@@ -38,3 +38,25 @@ def create_account(
     with app.app_context():
         user = register_user(email or f"user{next(_counter)}@example.com", password, role=role)
         return Account(user.id, user.email, password, auth_headers(user))
+
+
+def create_conversation(app: Flask, account: Account, *, title: str = "Chat") -> uuid.UUID:
+    """A conversation with one exchange, written directly (no LLM involved)."""
+    from gateway.extensions import db
+    from gateway.models import Conversation, Message
+
+    with app.app_context():
+        conversation = Conversation(user_id=account.id, title=title)
+        db.session.add(conversation)
+        db.session.flush()
+        for role, text in (("user", "hello"), ("assistant", "hi there")):
+            db.session.add(
+                Message(
+                    conversation_id=conversation.id,
+                    user_id=account.id,
+                    role=role,
+                    content=[{"type": "text", "text": text}],
+                )
+            )
+        db.session.commit()
+        return conversation.id

@@ -19,7 +19,7 @@ from gateway.auth.users import bootstrap_accounts
 from gateway.extensions import db
 from gateway.models import ApiKey, RevokedToken, User
 from tests.conftest import TEST_SECRET, test_settings
-from tests.factories import PASSWORD, auth_headers, create_account
+from tests.factories import PASSWORD, auth_headers, create_account, create_conversation
 from tests.live_server import gunicorn, served_by, wait_all_workers_serving
 
 
@@ -289,21 +289,42 @@ def test_expired_api_key_is_rejected(client, app):
 # --- ownership and roles ------------------------------------------------------------------
 
 
-def _owned_objects(client, owner):
+def _owned_objects(app, client, owner):
     """One object of the owner's per owned route; extend when a route with an id is added."""
     key_id = client.post("/auth/keys", headers=owner.headers, json={"name": "k"}).get_json()["id"]
-    return {"/auth/keys/<uuid:key_id>": ("DELETE", f"/auth/keys/{key_id}")}
+    conversation = f"/conversations/{create_conversation(app, owner)}"
+    return {
+        "/auth/keys/<uuid:key_id>": [("DELETE", f"/auth/keys/{key_id}", None)],
+        "/conversations/<uuid:conversation_id>": [
+            ("GET", conversation, None),
+            ("PATCH", conversation, {"title": "mine now"}),
+            ("DELETE", conversation, None),
+        ],
+        "/conversations/<uuid:conversation_id>/export": [
+            ("GET", f"{conversation}/export?format=json", None),
+            ("GET", f"{conversation}/export?format=markdown", None),
+        ],
+    }
 
 
 def test_another_users_objects_answer_404_on_every_owned_route(client, app):
     owner, intruder = create_account(app), create_account(app)
-    owned = _owned_objects(client, owner)
+    owned = _owned_objects(app, client, owner)
     id_rules = {r.rule for r in app.url_map.iter_rules() if "<uuid:" in r.rule}
     assert id_rules == set(owned), "every route with an id needs an ownership case here"
-    for method, url in owned.values():
-        response = client.open(url, method=method, headers=intruder.headers)
-        assert response.status_code == 404, url
+    for cases in owned.values():
+        for method, url, body in cases:
+            response = client.open(url, method=method, headers=intruder.headers, json=body)
+            assert response.status_code == 404, (method, url)
+            assert response.get_json()["error"]["type"] == "not_found"
+    # ...and the owner still has everything, untouched.
+    for cases in owned.values():
+        method, url, _ = cases[0]
+        if method == "GET":
+            assert client.get(url, headers=owner.headers).status_code == 200, url
     assert client.get("/auth/keys", headers=intruder.headers).get_json()["keys"] == []
+    assert client.get("/conversations", headers=intruder.headers).get_json()["conversations"] == []
+    assert len(client.get("/auth/keys", headers=owner.headers).get_json()["keys"]) == 1
 
 
 # Values for the admin routes' parameters: objects that exist in the test app.

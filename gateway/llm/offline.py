@@ -44,8 +44,7 @@ class OfflineProvider:
         if results:
             text = _summarize_results(turn, results)
         elif request.tools:
-            tool = request.tools[0]
-            arguments, missing = fill_arguments(tool.input_schema, prompt)
+            tool, arguments, missing = _pick(request.tools, prompt)
             if missing:
                 text = (
                     f"Offline provider: I would call `{tool.qualified_name}`"
@@ -81,6 +80,18 @@ class OfflineProvider:
 
     def close(self) -> None:
         """Nothing to release; here so every provider can be closed alike."""
+
+
+def _pick(tools: tuple[Tool, ...], prompt: str) -> tuple[Tool, dict[str, Any], list[str]]:
+    """The best-ranked tool whose required arguments the prompt supplies, else the best one."""
+    first: tuple[Tool, dict[str, Any], list[str]] | None = None
+    for tool in tools:
+        arguments, missing = fill_arguments(tool.input_schema, prompt)
+        if not missing:
+            return tool, arguments, missing
+        first = first or (tool, arguments, missing)
+    assert first is not None
+    return first
 
 
 def fill_arguments(schema: Mapping[str, Any], prompt: str) -> tuple[dict[str, Any], list[str]]:

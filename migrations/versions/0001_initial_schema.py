@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 06:42:14.686083
+Create Date: 2026-11-24 06:46:23.532419
 
 """
 from alembic import op
@@ -73,6 +73,17 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_conversations'))
     )
     op.create_index('ix_conversations_user_updated', 'conversations', ['user_id', 'updated_at'], unique=False)
+    op.create_table('idempotency_records',
+    sa.Column('user_id', sa.Uuid(), nullable=False),
+    sa.Column('key', sa.String(length=200), nullable=False),
+    sa.Column('request_hash', sa.String(length=64), nullable=False),
+    sa.Column('state', sa.String(length=16), nullable=False),
+    sa.Column('response', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_idempotency_records_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('user_id', 'key', name=op.f('pk_idempotency_records'))
+    )
+    op.create_index(op.f('ix_idempotency_records_created_at'), 'idempotency_records', ['created_at'], unique=False)
     op.create_table('revoked_tokens',
     sa.Column('jti', sa.String(length=64), nullable=False),
     sa.Column('token_type', sa.String(length=16), nullable=False),
@@ -98,6 +109,7 @@ def upgrade():
     sa.Column('rounds', sa.Integer(), nullable=True),
     sa.Column('stop_reason', sa.String(length=32), nullable=True),
     sa.Column('cost_usd', sa.Double(), nullable=True),
+    sa.Column('fallback_from', sa.String(length=32), nullable=True),
     sa.Column('routing', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
@@ -133,6 +145,8 @@ def downgrade():
     op.drop_table('messages')
     op.drop_index(op.f('ix_revoked_tokens_expires_at'), table_name='revoked_tokens')
     op.drop_table('revoked_tokens')
+    op.drop_index(op.f('ix_idempotency_records_created_at'), table_name='idempotency_records')
+    op.drop_table('idempotency_records')
     op.drop_index('ix_conversations_user_updated', table_name='conversations')
     op.drop_table('conversations')
     op.drop_index(op.f('ix_api_keys_user_id'), table_name='api_keys')

@@ -1,0 +1,169 @@
+"""Conversations and messages in the database, always scoped to their owner."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, tuple_
+
+from gateway.errors import GatewayError, NotFoundError
+from gateway.extensions import db
+from gateway.models import Conversation, Message, ToolCall, User, utcnow
+
+MAX_PAGE = 100
+DEFAULT_PAGE = 20
+
+
+class BadCursor(GatewayError):
+    code = 400
+    error_type = "bad_cursor"
+    description = "The pagination cursor is not valid."
+
+
+def page_size(raw: str | None) -> int:
+    """The requested page size, capped; a bad value is a 400."""
+    if raw is None:
+        return DEFAULT_PAGE
+    try:
+        size = int(raw)
+    except ValueError:
+        raise BadCursor("limit must be a whole number.") from None
+    if size < 1:
+        raise BadCursor("limit must be at least 1.")
+    return min(size, MAX_PAGE)
+
+
+def encode_cursor(at: datetime, row_id: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(f"{at.isoformat()}|{row_id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        at, _, row_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        return datetime.fromisoformat(at), uuid.UUID(row_id)
+    except (ValueError, UnicodeDecodeError):
+        raise BadCursor() from None
+
+
+def title_from(message: str) -> str:
+    first_line = message.strip().splitlines()[0] if message.strip() else "New conversation"
+    return first_line if len(first_line) <= 80 else first_line[:79] + "…"
+
+
+def get_conversation(user_id: uuid.UUID, conversation_id: uuid.UUID) -> Conversation:
+    """The caller's conversation; another user's answers 404 like a missing one."""
+    conversation = db.session.scalar(
+        select(Conversation).where(
+            Conversation.id == conversation_id, Conversation.user_id == user_id
+        )
+    )
+    if conversation is None:
+        raise NotFoundError("Conversation not found.")
+    return conversation
+
+
+def list_conversations(user: User, *, limit: int, cursor: str | None) -> dict[str, Any]:
+    """Newest activity first, keyset-paginated."""
+    query = select(Conversation).where(Conversation.user_id == user.id)
+    if cursor:
+        at, row_id = decode_cursor(cursor)
+        query = query.where(tuple_(Conversation.updated_at, Conversation.id) < (at, row_id))
+    query = query.order_by(Conversation.updated_at.desc(), Conversation.id.desc()).limit(limit + 1)
+    rows = list(db.session.scalars(query))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {
+        "conversations": [conversation_json(c) for c in rows],
+        "next_cursor": encode_cursor(rows[-1].updated_at, rows[-1].id) if more else None,
+    }
+
+
+def conversation_with_messages(
+    user: User, conversation_id: uuid.UUID, *, limit: int, cursor: str | None
+) -> dict[str, Any]:
+    """The conversation and a page of its messages, oldest first."""
+    conversation = get_conversation(user.id, conversation_id)
+    query = select(Message).where(Message.conversation_id == conversation.id)
+    if cursor:
+        at, row_id = decode_cursor(cursor)
+        query = query.where(tuple_(Message.created_at, Message.id) > (at, row_id))
+    query = query.order_by(Message.created_at, Message.id).limit(limit + 1)
+    rows = list(db.session.scalars(query))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {
+        **conversation_json(conversation),
+        "messages": [message_json(m) for m in rows],
+        "next_cursor": encode_cursor(rows[-1].created_at, rows[-1].id) if more else None,
+    }
+
+
+def rename_conversation(user: User, conversation_id: uuid.UUID, title: str) -> dict[str, Any]:
+    conversation = get_conversation(user.id, conversation_id)
+    conversation.title = title
+    db.session.commit()
+    return conversation_json(conversation)
+
+
+def delete_conversation(user: User, conversation_id: uuid.UUID) -> None:
+    db.session.delete(get_conversation(user.id, conversation_id))
+    db.session.commit()
+
+
+def all_messages(conversation: Conversation) -> list[Message]:
+    query = select(Message).where(Message.conversation_id == conversation.id)
+    return list(db.session.scalars(query.order_by(Message.created_at, Message.id)))
+
+
+def conversation_json(conversation: Conversation) -> dict[str, Any]:
+    return {
+        "id": str(conversation.id),
+        "title": conversation.title,
+        "created_at": conversation.created_at.isoformat(),
+        "updated_at": conversation.updated_at.isoformat(),
+    }
+
+
+def tool_call_json(call: ToolCall) -> dict[str, Any]:
+    return {
+        "id": str(call.id),
+        "server": call.server,
+        "tool": call.tool,
+        "arguments": call.arguments,
+        "is_error": call.is_error,
+        "result": call.result,
+        "duration_ms": call.duration_ms,
+    }
+
+
+def message_json(message: Message) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": str(message.id),
+        "role": message.role,
+        "content": message.content,
+        "status": message.status,
+        "created_at": message.created_at.isoformat(),
+    }
+    if message.role == "assistant":
+        data.update(
+            provider=message.provider,
+            model=message.model,
+            usage={"input_tokens": message.input_tokens, "output_tokens": message.output_tokens},
+            latency_ms=message.latency_ms,
+            stop_reason=message.stop_reason,
+            routing=message.routing,
+            tool_calls=[tool_call_json(c) for c in message.tool_calls],
+        )
+    if message.error:
+        data["error"] = message.error
+    return data
+
+
+def touch(conversation_id: uuid.UUID) -> None:
+    """Move the conversation to the top of the list."""
+    conversation = db.session.get(Conversation, conversation_id)
+    if conversation is not None:
+        conversation.updated_at = utcnow()

@@ -1,0 +1,114 @@
+"""The chat API: post a message (JSON or SSE), and manage conversations."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask import Blueprint, request
+from flask.typing import ResponseReturnValue
+
+from gateway.auth.guard import current_user, login_required
+from gateway.chat import export, idempotency, store
+from gateway.chat.schemas import ChatBody, ConversationPatch
+from gateway.chat.service import begin_turn, complete_chat, turn_events
+from gateway.chat.sse import format_event, sse_response
+
+bp = Blueprint("chat", __name__)
+
+
+def _wants_stream(body: ChatBody) -> bool:
+    return body.stream or request.accept_mimetypes.best == "text/event-stream"
+
+
+@bp.post("/chat")
+@login_required
+def post_chat() -> ResponseReturnValue:
+    raw: dict[str, Any] = request.get_json()
+    body = ChatBody.model_validate(raw)
+    user = current_user()
+    key = request.headers.get("Idempotency-Key")
+    if key is not None:
+        stored = idempotency.claim(user.id, key, idempotency.request_hash(raw))
+        if stored is not None:
+            return _replay(stored) if _wants_stream(body) else stored
+    try:
+        turn = begin_turn(user, body)
+    except Exception:
+        if key is not None:
+            idempotency.release(user.id, key)
+        raise
+    if _wants_stream(body):
+        return sse_response(lambda cancelled: _streamed(turn, key, cancelled))
+    try:
+        result = complete_chat(turn)
+    except Exception:
+        if key is not None:
+            idempotency.release(turn.user_id, key)
+        raise
+    if key is not None:
+        idempotency.complete(turn.user_id, key, result)
+    return result
+
+
+def _streamed(turn: Any, key: str | None, cancelled: Any) -> Any:
+    try:
+        for name, data in turn_events(turn, stream=True, cancelled=cancelled):
+            if name == "done" and key is not None:
+                idempotency.complete(turn.user_id, key, data)
+            yield name, data
+    except Exception:
+        if key is not None:
+            idempotency.release(turn.user_id, key)
+        raise
+
+
+def _replay(stored: dict[str, Any]) -> ResponseReturnValue:
+    """A finished turn replayed as a stream: its text and its final event."""
+    text = format_event("delta", {"text": stored["message"]["content"]})
+    return (
+        text + format_event("done", stored),
+        200,
+        {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"},
+    )
+
+
+@bp.get("/conversations")
+@login_required
+def list_conversations() -> ResponseReturnValue:
+    return store.list_conversations(
+        current_user(),
+        limit=store.page_size(request.args.get("limit")),
+        cursor=request.args.get("cursor"),
+    )
+
+
+@bp.get("/conversations/<uuid:conversation_id>")
+@login_required
+def get_conversation(conversation_id: uuid.UUID) -> ResponseReturnValue:
+    return store.conversation_with_messages(
+        current_user(),
+        conversation_id,
+        limit=store.page_size(request.args.get("limit")),
+        cursor=request.args.get("cursor"),
+    )
+
+
+@bp.patch("/conversations/<uuid:conversation_id>")
+@login_required
+def rename_conversation(conversation_id: uuid.UUID) -> ResponseReturnValue:
+    body = ConversationPatch.model_validate(request.get_json())
+    return store.rename_conversation(current_user(), conversation_id, body.title)
+
+
+@bp.delete("/conversations/<uuid:conversation_id>")
+@login_required
+def delete_conversation(conversation_id: uuid.UUID) -> ResponseReturnValue:
+    store.delete_conversation(current_user(), conversation_id)
+    return "", 204
+
+
+@bp.get("/conversations/<uuid:conversation_id>/export")
+@login_required
+def export_conversation(conversation_id: uuid.UUID) -> ResponseReturnValue:
+    return export.export(current_user(), conversation_id, request.args.get("format", "json"))
