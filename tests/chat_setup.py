@@ -1,0 +1,62 @@
+"""A gateway wired to the fake LLM upstream and a real MCP test server, for chat tests."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+MCP_SERVER = ROOT / "tests" / "fakes" / "mcp_server.py"
+
+
+def write_mcp_config(directory: Path) -> Path:
+    """One stdio server ("calc", the SDK-built test server) in the mcpServers format."""
+    path = directory / "mcp_servers.json"
+    config = {
+        "mcpServers": {
+            "calc": {
+                "command": sys.executable,
+                "args": [str(MCP_SERVER)],
+                "description": "Arithmetic and echo: add two numbers, echo text back.",
+                "keywords": ["add", "sum", "plus", "math", "echo"],
+                "timeout": 10,
+            }
+        }
+    }
+    path.write_text(json.dumps(config))
+    return path
+
+
+def chat_settings(fake_url: str, mcp_config: Path, **overrides: Any) -> dict[str, Any]:
+    """Settings overrides: OpenAI provider at the fake, lexical routing, no retries."""
+    llm_env = {
+        "LLM_PROVIDER": "openai",
+        "OPENAI_MODEL": "gpt-test",
+        "LLM_MAX_RETRIES": "0",
+        "LLM_TIMEOUT": "10",
+        **overrides.pop("llm_env", {}),
+    }
+    return {
+        "openai_base_url": f"{fake_url}/v1",
+        "openai_api_key": "test-key",
+        "mcp_config": str(mcp_config),
+        "routing_env": {"ROUTING_SEMANTIC": "false"},
+        "llm_env": llm_env,
+        **overrides,
+    }
+
+
+def chat_env(fake_url: str, mcp_config: Path, **extra: str) -> dict[str, str]:
+    """The same as environment variables, for a gunicorn process."""
+    return {
+        "OPENAI_BASE_URL": f"{fake_url}/v1",
+        "OPENAI_API_KEY": "test-key",
+        "MCP_CONFIG": str(mcp_config),
+        "ROUTING_SEMANTIC": "false",
+        "LLM_PROVIDER": "openai",
+        "OPENAI_MODEL": "gpt-test",
+        "LLM_MAX_RETRIES": "0",
+        **extra,
+    }
