@@ -57,6 +57,7 @@ class Settings:
     max_tool_result_bytes: int = 100_000
     max_message_chars: int = 32_000
     history_token_budget: int = 24_000
+    sse_heartbeat_seconds: float = 10.0
     # LLM_* (and ANTHROPIC_MODEL, OPENAI_MODEL) as given; gateway.runtime validates them.
     llm_env: Mapping[str, str] = field(default_factory=dict)
     # ROUTING_* as given; gateway.runtime turns them into RoutingSettings.
@@ -136,6 +137,7 @@ _INT_KEYS = {
 _FLOAT_KEYS = {
     "DB_CONNECT_DEADLINE": "db_connect_deadline",
     "DB_POOL_TIMEOUT": "db_pool_timeout",
+    "SSE_HEARTBEAT_SECONDS": "sse_heartbeat_seconds",
 }
 _BOOL_KEYS = {"MOCK_AUTH": "mock_auth", "ALLOW_REGISTRATION": "allow_registration"}
 _STR_KEYS = {

@@ -347,3 +347,25 @@ def test_streamed_upstream_failure_is_an_error_event(chat, fake, alice):
     fake.script(fail(500))
     text = post_chat(chat, alice, "hello", stream=True).get_data(as_text=True)
     assert "event: error" in text and "upstream_error" in text
+
+
+def test_heartbeats_keep_the_stream_alive_during_a_long_tool_call(
+    database_url, fake, mcp_config, app
+):
+    quick = create_app(
+        test_settings(
+            database_url, sse_heartbeat_seconds=0.2, **chat_settings(fake.url, mcp_config)
+        )
+    )
+    account = create_account(app)
+    fake.reset()
+    fake.script(call_tool("calc__slow", {"seconds": 1.0}), reply("done waiting"))
+    response = quick.test_client().post(
+        "/chat",
+        headers=account.headers,
+        json={"message": "@calc wait a second", "stream": True},
+    )
+    text = response.get_data(as_text=True)
+    before_result = text.split("event: tool_result")[0].split("event: tool_call")[1]
+    assert ": keepalive" in before_result
+    close_runtime(quick)

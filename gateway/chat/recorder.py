@@ -17,17 +17,95 @@ from gateway.models import Message, ToolCall, utcnow
 
 @dataclass(frozen=True)
 class Turn:
-    """One chat turn after its user message is stored: plain values, no ORM objects."""
+    """One chat turn: plain values, no ORM objects; ids are None for a turn not stored."""
 
     user_id: uuid.UUID
-    conversation_id: uuid.UUID
-    user_message_id: uuid.UUID
+    conversation_id: uuid.UUID | None
+    user_message_id: uuid.UUID | None
     prompt: str
     history: tuple[LLMMessage, ...]
     context_prompts: tuple[str, ...]
     provider: str | None
     model: str | None
     servers: tuple[str, ...]
+    system: str | None = None
+
+    @property
+    def stored(self) -> bool:
+        return self.conversation_id is not None
+
+
+def answer_json(
+    turn: Turn,
+    response: ChatResponse,
+    *,
+    text: str,
+    message_id: uuid.UUID | None,
+    status: str,
+    tool_calls: list[dict[str, Any]],
+    routing: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The chat response body (and the SSE ``done`` event)."""
+    return {
+        "conversation_id": str(turn.conversation_id) if turn.conversation_id else None,
+        "user_message_id": str(turn.user_message_id) if turn.user_message_id else None,
+        "message": {
+            "id": str(message_id) if message_id else None,
+            "role": "assistant",
+            "content": text,
+            "status": status,
+            "created_at": utcnow().isoformat(),
+        },
+        "tool_calls": tool_calls,
+        "routing": routing,
+        **{k: v for k, v in response.as_dict().items() if k != "text"},
+    }
+
+
+def summary_json(event: ChatEvent) -> dict[str, Any]:
+    """A finished tool call as the API reports it."""
+    call, result = event.tool_call, event.result
+    assert call is not None and result is not None
+    return {
+        "id": call.id,
+        "server": call.server,
+        "tool": call.tool or call.name,
+        "arguments": dict(call.arguments),
+        "is_error": result.is_error,
+        "summary": event.summary,
+        "duration_ms": round(event.duration_ms or 0.0),
+    }
+
+
+def final_status(response: ChatResponse) -> str:
+    return "incomplete" if response.stop_reason == "cancelled" else "complete"
+
+
+@dataclass
+class UnstoredRecorder:
+    """For turns nobody asked to keep (the OpenAI-compatible endpoint without a conversation)."""
+
+    turn: Turn
+    routing: dict[str, Any] | None
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+
+    def handle(self, event: ChatEvent) -> None:
+        if event.type == "tool_call_finished":
+            self.tool_calls.append(summary_json(event))
+
+    def finish(self, response: ChatResponse) -> dict[str, Any]:
+        return answer_json(
+            self.turn,
+            response,
+            text=response.text,
+            message_id=None,
+            status=final_status(response),
+            tool_calls=self.tool_calls,
+            routing=self.routing,
+        )
+
+    def fail(self, reason: str) -> None:
+        pass
 
 
 @dataclass
@@ -73,17 +151,7 @@ class TurnRecorder:
             )
         )
         self._add("tool", tool_result_blocks(call, result))
-        self.tool_calls.append(
-            {
-                "id": call.id,
-                "server": call.server,
-                "tool": call.tool or call.name,
-                "arguments": dict(call.arguments),
-                "is_error": result.is_error,
-                "summary": event.summary,
-                "duration_ms": duration_ms,
-            }
-        )
+        self.tool_calls.append(summary_json(event))
         self._commit()
         self._round_finished += 1
         if self._round_finished == len(self._round_calls):
@@ -118,8 +186,7 @@ class TurnRecorder:
             elif message.tool_result is not None:
                 call = LLMToolCall(id=message.tool_call_id or "", name="")
                 self._add("tool", tool_result_blocks(call, message.tool_result))
-        status = "incomplete" if response.stop_reason == "cancelled" else "complete"
-        created_at = utcnow()
+        status = final_status(response)
         message_id = self._add(
             "assistant",
             text_blocks(final_text),
@@ -137,20 +204,15 @@ class TurnRecorder:
         )
         self._set_user_message("complete")
         self._commit()
-        return {
-            "conversation_id": str(self.turn.conversation_id),
-            "user_message_id": str(self.turn.user_message_id),
-            "message": {
-                "id": str(message_id),
-                "role": "assistant",
-                "content": final_text,
-                "status": status,
-                "created_at": created_at.isoformat(),
-            },
-            "tool_calls": self.tool_calls,
-            "routing": self.routing,
-            **{k: v for k, v in response.as_dict().items() if k != "text"},
-        }
+        return answer_json(
+            self.turn,
+            response,
+            text=final_text,
+            message_id=message_id,
+            status=status,
+            tool_calls=self.tool_calls,
+            routing=self.routing,
+        )
 
     def fail(self, reason: str) -> None:
         """The turn could not be answered: the user's message stays, marked failed."""
@@ -163,7 +225,7 @@ class TurnRecorder:
         if message is not None:
             message.status = status
             message.error = error
-        touch(self.turn.conversation_id)
+        touch(self.turn.conversation_id)  # type: ignore[arg-type]
 
     @staticmethod
     def _commit() -> None:

@@ -11,7 +11,7 @@ from flask import current_app
 from gateway.agent import run_turn
 from gateway.chat import store
 from gateway.chat.history import replay, text_blocks
-from gateway.chat.recorder import Turn, TurnRecorder
+from gateway.chat.recorder import Turn, TurnRecorder, UnstoredRecorder
 from gateway.errors import UpstreamError, UpstreamTimeout, ValidationFailed
 from gateway.extensions import db
 from gateway.llm import ChatEvent, ChatRequest
@@ -39,8 +39,18 @@ def _settings() -> Any:
     return current_app.extensions["gateway.settings"]
 
 
-def begin_turn(user: User, body: ChatBody) -> Turn:
-    """Validate, then commit the user's message before anything calls out."""
+def begin_turn(
+    user: User,
+    body: ChatBody,
+    *,
+    history: tuple[list[LLMMessage], list[str]] | None = None,
+    system: str | None = None,
+) -> Turn:
+    """Validate, then commit the user's message before anything calls out.
+
+    ``history`` (messages, earlier prompts) replaces the stored one: the OpenAI-compatible
+    endpoint gets the whole conversation from its client.
+    """
     settings = _settings()
     if len(body.message) > settings.max_message_chars:
         raise ValidationFailed(
@@ -53,11 +63,11 @@ def begin_turn(user: User, body: ChatBody) -> Turn:
         )
     registry = llm_registry()
     provider = registry.get(body.provider)  # an unknown provider is a 422, nothing stored
-    history: list[LLMMessage] = []
-    prompts: list[str] = []
+    messages, prompts = history or ([], [])
     if body.conversation_id is not None:
         conversation = store.get_conversation(user.id, body.conversation_id)
-        history, prompts = replay(conversation.id, budget_tokens=settings.history_token_budget)
+        if history is None:
+            messages, prompts = replay(conversation.id, budget_tokens=settings.history_token_budget)
     else:
         conversation = Conversation(user_id=user.id, title=store.title_from(body.message))
         db.session.add(conversation)
@@ -76,16 +86,41 @@ def begin_turn(user: User, body: ChatBody) -> Turn:
         conversation_id=conversation.id,
         user_message_id=message.id,
         prompt=body.message,
-        history=tuple(history),
+        history=tuple(messages),
         context_prompts=tuple(prompts),
         provider=provider.name,
         model=body.model,
         servers=tuple(body.servers or ()),
+        system=system,
     )
     store.touch(conversation.id)
     db.session.commit()
     db.session.close()
     return turn
+
+
+def unstored_turn(
+    user: User,
+    prompt: str,
+    *,
+    history: tuple[list[LLMMessage], list[str]],
+    provider: str | None,
+    model: str | None,
+    system: str | None,
+) -> Turn:
+    """A turn that is answered but not kept."""
+    return Turn(
+        user_id=user.id,
+        conversation_id=None,
+        user_message_id=None,
+        prompt=prompt,
+        history=tuple(history[0]),
+        context_prompts=tuple(history[1]),
+        provider=llm_registry().get(provider).name,
+        model=model,
+        servers=(),
+        system=system,
+    )
 
 
 def _run_tool(call: LLMToolCall) -> ToolResult:
@@ -96,7 +131,9 @@ def turn_events(
     turn: Turn, *, stream: bool, cancelled: Callable[[], bool] | None = None
 ) -> Iterator[ApiEvent]:
     """The turn as API events: routing, tool_call, tool_result, delta, then done."""
-    recorder = TurnRecorder(turn, routing=None)
+    recorder: TurnRecorder | UnstoredRecorder = (
+        TurnRecorder(turn, routing=None) if turn.stored else UnstoredRecorder(turn, routing=None)
+    )
     try:
         yield from _run(turn, recorder, stream=stream, cancelled=cancelled)
     except (UpstreamError, UpstreamTimeout) as exc:
@@ -108,7 +145,11 @@ def turn_events(
 
 
 def _run(
-    turn: Turn, recorder: TurnRecorder, *, stream: bool, cancelled: Callable[[], bool] | None
+    turn: Turn,
+    recorder: TurnRecorder | UnstoredRecorder,
+    *,
+    stream: bool,
+    cancelled: Callable[[], bool] | None,
 ) -> Iterator[ApiEvent]:
     registry = llm_registry()
     provider = registry.get(turn.provider)
@@ -119,7 +160,7 @@ def _run(
     request = ChatRequest(
         messages=(*turn.history, LLMMessage.user(turn.prompt)),
         model=turn.model or registry.default_model(provider.name),
-        system=SYSTEM_PROMPT,
+        system=f"{SYSTEM_PROMPT}\n\n{turn.system}" if turn.system else SYSTEM_PROMPT,
         tools=offer.tools,
     )
     llm = registry.settings

@@ -15,23 +15,32 @@ from gateway.errors import GatewayError
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_SECONDS = 10.0
 _END = object()
 
-EventSource = Callable[[Callable[[], bool]], Iterator[tuple[str, dict[str, Any]]]]
+Event = tuple[str, dict[str, Any]]
+EventSource = Callable[[Callable[[], bool]], Iterator[Event]]
+# Renders events as SSE text; ``None`` in the input stands for "nothing happened for a while".
+Renderer = Callable[[Iterator[Event | None]], Iterator[str]]
 
 
 def format_event(name: str, data: dict[str, Any]) -> str:
     return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-def sse_response(source: EventSource, *, heartbeat: float = HEARTBEAT_SECONDS) -> Response:
+def named_events(events: Iterator[Event | None]) -> Iterator[str]:
+    """The gateway's own SSE format: ``event: <name>`` and a JSON ``data:`` line."""
+    for event in events:
+        yield ": keepalive\n\n" if event is None else format_event(*event)
+
+
+def sse_response(source: EventSource, render: Renderer = named_events) -> Response:
     """Stream ``source(cancelled)``'s events; a client that goes away cancels the turn.
 
     A disconnect is noticed at the next write (an event or a heartbeat comment): the relay
     stops, the cancel flag is set, and the turn saves its partial answer and ends.
     """
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+    heartbeat = app.extensions["gateway.settings"].sse_heartbeat_seconds
     cancel = threading.Event()
     events: queue.Queue[Any] = queue.Queue()
 
@@ -51,22 +60,25 @@ def sse_response(source: EventSource, *, heartbeat: float = HEARTBEAT_SECONDS) -
 
     threading.Thread(target=produce, name="sse-turn", daemon=True).start()
 
-    def relay() -> Iterator[str]:
+    def relay() -> Iterator[Event | None]:
+        while True:
+            try:
+                item = events.get(timeout=heartbeat)
+            except queue.Empty:
+                yield None
+                continue
+            if item is _END:
+                return
+            yield item
+
+    def body() -> Iterator[str]:
         try:
-            while True:
-                try:
-                    item = events.get(timeout=heartbeat)
-                except queue.Empty:
-                    yield ": keepalive\n\n"
-                    continue
-                if item is _END:
-                    return
-                yield format_event(*item)
+            yield from render(relay())
         finally:
             cancel.set()
 
     return Response(
-        relay(),
+        body(),
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

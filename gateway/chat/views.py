@@ -13,6 +13,7 @@ from gateway.chat import export, idempotency, store
 from gateway.chat.schemas import ChatBody, ConversationPatch
 from gateway.chat.service import begin_turn, complete_chat, turn_events
 from gateway.chat.sse import format_event, sse_response
+from gateway.runtime import llm_registry
 
 bp = Blueprint("chat", __name__)
 
@@ -71,6 +72,12 @@ def _replay(stored: dict[str, Any]) -> ResponseReturnValue:
         200,
         {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"},
     )
+
+
+@bp.get("/models")
+@login_required
+def list_models() -> ResponseReturnValue:
+    return {"models": llm_registry().list_models()}
 
 
 @bp.get("/conversations")

@@ -1,0 +1,14 @@
+"""The OpenAI-compatible surface: ``/v1/chat/completions`` and ``/v1/models``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    from gateway.compat.views import bp
+
+    app.register_blueprint(bp)
