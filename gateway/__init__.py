@@ -12,7 +12,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from gateway import access, auth, catalog, chat, compat, health, metrics, models  # noqa: F401  (models registers the tables)
+from gateway import access, auth, catalog, chat, compat, health, metrics, models, openapi  # noqa: F401  (models registers the tables)
 from gateway.config import Settings, load_settings
 from gateway.database import MIGRATIONS_DIR, engine_options
 from gateway.errors import register_error_handlers
@@ -53,6 +53,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
+    app.register_blueprint(openapi.bp)
     return app
 
 

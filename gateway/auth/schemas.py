@@ -6,11 +6,10 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+$"
-Email = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=3, max_length=254, pattern=EMAIL_PATTERN),
-]
+# ASCII control characters and spaces spelled out: "\s" means different things in Python and in
+# the JSON Schema (ECMA) regex that API clients validate against.
+EMAIL_PATTERN = r"^[^@\x00-\x20\x7f]+@[^@\x00-\x20\x7f]+$"
+Email = Annotated[str, StringConstraints(min_length=3, max_length=254, pattern=EMAIL_PATTERN)]
 # Upper bound keeps a hostile body from making the slow hash slower still.
 NewPassword = Annotated[str, StringConstraints(min_length=10, max_length=256)]
 AnyPassword = Annotated[str, StringConstraints(min_length=1, max_length=256)]
