@@ -6,6 +6,7 @@ from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
 from gateway.database import database_ready
+from gateway.runtime import mcp_hub
 
 bp = Blueprint("health", __name__)
 
@@ -18,10 +19,15 @@ def liveness() -> ResponseReturnValue:
 
 @bp.get("/health/ready")
 def readiness() -> ResponseReturnValue:
-    """Ready when the database answers; names the failed dependency, never its internals."""
+    """Ready when the database answers; names the failed dependency, never its internals.
+
+    MCP server states are reported but do not fail readiness: a broken tool server must not
+    take the whole gateway out of rotation (its tools are withheld from routing instead).
+    """
     checks = {"database": "ok" if database_ready() else "unavailable"}
     ready = all(state == "ok" for state in checks.values())
-    response = jsonify({"status": "ok" if ready else "unavailable", "checks": checks})
+    mcp = {status.name: status.state for status in mcp_hub().statuses()}
+    response = jsonify({"status": "ok" if ready else "unavailable", "checks": checks, "mcp": mcp})
     response.status_code = 200 if ready else 503
     if not ready:
         response.headers["Retry-After"] = "5"

@@ -10,6 +10,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -25,6 +26,29 @@ HTTP_LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 
+MCP_CALLS = Counter(
+    "gateway_mcp_tool_calls_total", "MCP tool calls.", ["server", "tool", "outcome"]
+)
+MCP_LATENCY = Histogram(
+    "gateway_mcp_tool_call_duration_seconds",
+    "MCP tool call time, as the gateway saw it.",
+    ["server", "tool"],
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+MCP_PROCESSES = Gauge(
+    "gateway_mcp_server_processes",
+    "Live stdio MCP server processes.",
+    multiprocess_mode="livesum",
+)
+LLM_TOKENS = Counter(
+    "gateway_llm_tokens_total", "Tokens used, by provider and model.", ["provider", "model", "kind"]
+)
+CHAT_TURNS = Counter(
+    "gateway_chat_turns_total",
+    "Chat turns, by provider and stop reason.",
+    ["provider", "stop_reason"],
+)
+
 bp = Blueprint("metrics", __name__)
 
 
@@ -37,6 +61,20 @@ def metrics() -> Response:
     else:
         registry = REGISTRY
     return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+
+
+def observe_tool_call(server: str, tool: str, seconds: float, *, ok: bool, processes: int) -> None:
+    MCP_CALLS.labels(server, tool, "ok" if ok else "error").inc()
+    MCP_LATENCY.labels(server, tool).observe(seconds)
+    MCP_PROCESSES.set(processes)
+
+
+def observe_turn(
+    provider: str, model: str, stop_reason: str, tokens_in: int, tokens_out: int
+) -> None:
+    CHAT_TURNS.labels(provider, stop_reason).inc()
+    LLM_TOKENS.labels(provider, model, "input").inc(tokens_in)
+    LLM_TOKENS.labels(provider, model, "output").inc(tokens_out)
 
 
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:

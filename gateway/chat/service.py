@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ from gateway.extensions import db
 from gateway.llm import ChatEvent, ChatRequest
 from gateway.llm import Message as LLMMessage
 from gateway.llm import ToolCall as LLMToolCall
+from gateway.metrics import observe_tool_call, observe_turn
 from gateway.models import Conversation, Message
 from gateway.routing import log_decision
 from gateway.runtime import llm_registry, mcp_hub, tool_offer
@@ -124,7 +126,18 @@ def unstored_turn(
 
 
 def _run_tool(call: LLMToolCall) -> ToolResult:
-    return mcp_hub().call_tool(call.server or "", call.tool or call.name, dict(call.arguments))
+    hub = mcp_hub()
+    server, tool = call.server or "", call.tool or call.name
+    started = time.perf_counter()
+    ok = False
+    try:
+        result = hub.call_tool(server, tool, dict(call.arguments))
+        ok = not result.is_error
+        return result
+    finally:
+        observe_tool_call(
+            server, tool, time.perf_counter() - started, ok=ok, processes=hub.process_count()
+        )
 
 
 def turn_events(
@@ -178,7 +191,15 @@ def _run(
     for event in events:
         recorder.handle(event)
         if event.type == "done" and event.response is not None:
-            yield "done", recorder.finish(event.response)
+            done = event.response
+            observe_turn(
+                done.provider,
+                done.model,
+                done.stop_reason,
+                done.usage.input_tokens,
+                done.usage.output_tokens,
+            )
+            yield "done", recorder.finish(done)
             return
         api_event = _api_event(event)
         if api_event is not None:
