@@ -369,3 +369,33 @@ def test_heartbeats_keep_the_stream_alive_during_a_long_tool_call(
     before_result = text.split("event: tool_result")[0].split("event: tool_call")[1]
     assert ": keepalive" in before_result
     close_runtime(quick)
+
+
+def test_no_transaction_is_held_while_the_model_thinks(chat_app, chat, fake, alice, database_url):
+    """While the upstream is slow, none of the gateway's connections sits in a transaction."""
+    import psycopg2
+
+    fake.script(reply("slow", delay=1.5))
+    done = threading.Event()
+
+    def send():
+        chat_app.test_client().post("/chat", headers=alice.headers, json={"message": "hello"})
+        done.set()
+
+    threading.Thread(target=send).start()
+    states = []
+    with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
+        conn.autocommit = True
+        while not fake.requests and not done.is_set():  # sample while the upstream is thinking
+            threading.Event().wait(0.01)
+        while not done.wait(0.1):
+            cur.execute(
+                "SELECT state FROM pg_stat_activity "
+                "WHERE datname = current_database() AND application_name = 'mcp-gateway'"
+            )
+            states += [row[0] for row in cur.fetchall()]
+    conn.close()
+    assert fake.requests, "the upstream was called"
+    assert states, "the gateway's connections were observed"
+    assert "idle in transaction" not in states
+    assert "active" not in states
