@@ -399,3 +399,15 @@ def test_no_transaction_is_held_while_the_model_thinks(chat_app, chat, fake, ali
     assert states, "the gateway's connections were observed"
     assert "idle in transaction" not in states
     assert "active" not in states
+
+
+def test_messages_of_a_conversation_are_paginated_oldest_first(chat, fake, alice):
+    fake.script(reply("one"), reply("two"))
+    first = post_chat(chat, alice, "first").get_json()
+    post_chat(chat, alice, "second", conversation_id=first["conversation_id"])
+    url = f"/conversations/{first['conversation_id']}?limit=3"
+    page = chat.get(url, headers=alice.headers).get_json()
+    rest = chat.get(f"{url}&cursor={page['next_cursor']}", headers=alice.headers).get_json()
+    texts = [m["content"][0]["text"] for m in page["messages"] + rest["messages"]]
+    assert texts == ["first", "one", "second", "two"]
+    assert rest["next_cursor"] is None

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import Select, select, tuple_
 
 from gateway.errors import GatewayError, NotFoundError
 from gateway.extensions import db
@@ -65,20 +65,33 @@ def get_conversation(user_id: uuid.UUID, conversation_id: uuid.UUID) -> Conversa
     return conversation
 
 
+def _keyset_page(
+    query: Select[Any], at: Any, row_id: Any, *, limit: int, cursor: str | None, newest_first: bool
+) -> tuple[list[Any], str | None]:
+    """One page ordered by (``at``, ``row_id``), and the cursor of the next one if any."""
+    key = tuple_(at, row_id)
+    if cursor:
+        position = decode_cursor(cursor)
+        query = query.where(key < position if newest_first else key > position)
+    order = (at.desc(), row_id.desc()) if newest_first else (at, row_id)
+    rows = list(db.session.scalars(query.order_by(*order).limit(limit + 1)))
+    if len(rows) <= limit:
+        return rows, None
+    last = rows[limit - 1]
+    return rows[:limit], encode_cursor(getattr(last, at.key), last.id)
+
+
 def list_conversations(user: User, *, limit: int, cursor: str | None) -> dict[str, Any]:
     """Newest activity first, keyset-paginated."""
-    query = select(Conversation).where(Conversation.user_id == user.id)
-    if cursor:
-        at, row_id = decode_cursor(cursor)
-        query = query.where(tuple_(Conversation.updated_at, Conversation.id) < (at, row_id))
-    query = query.order_by(Conversation.updated_at.desc(), Conversation.id.desc()).limit(limit + 1)
-    rows = list(db.session.scalars(query))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return {
-        "conversations": [conversation_json(c) for c in rows],
-        "next_cursor": encode_cursor(rows[-1].updated_at, rows[-1].id) if more else None,
-    }
+    rows, next_cursor = _keyset_page(
+        select(Conversation).where(Conversation.user_id == user.id),
+        Conversation.updated_at,
+        Conversation.id,
+        limit=limit,
+        cursor=cursor,
+        newest_first=True,
+    )
+    return {"conversations": [conversation_json(c) for c in rows], "next_cursor": next_cursor}
 
 
 def conversation_with_messages(
@@ -86,18 +99,18 @@ def conversation_with_messages(
 ) -> dict[str, Any]:
     """The conversation and a page of its messages, oldest first."""
     conversation = get_conversation(user.id, conversation_id)
-    query = select(Message).where(Message.conversation_id == conversation.id)
-    if cursor:
-        at, row_id = decode_cursor(cursor)
-        query = query.where(tuple_(Message.created_at, Message.id) > (at, row_id))
-    query = query.order_by(Message.created_at, Message.id).limit(limit + 1)
-    rows = list(db.session.scalars(query))
-    more = len(rows) > limit
-    rows = rows[:limit]
+    rows, next_cursor = _keyset_page(
+        select(Message).where(Message.conversation_id == conversation.id),
+        Message.created_at,
+        Message.id,
+        limit=limit,
+        cursor=cursor,
+        newest_first=False,
+    )
     return {
         **conversation_json(conversation),
         "messages": [message_json(m) for m in rows],
-        "next_cursor": encode_cursor(rows[-1].created_at, rows[-1].id) if more else None,
+        "next_cursor": next_cursor,
     }
 
 
