@@ -77,5 +77,13 @@ def test_worker_exit_and_kill_leave_no_mcp_processes(make_database, tmp_path):
         )
         assert wait_for(lambda: len(tagged_processes(tag)) == 2), tagged_processes(tag)
         assert requests.get(server.url + "/health", timeout=5).status_code == 200
+        # HUP: new workers replace the old ones, which close their sessions on the way out.
+        before = tagged_processes(tag)
+        old_workers = worker_pids(server.process.pid)
+        os.kill(server.process.pid, signal.SIGHUP)
+        assert wait_for(lambda: not (worker_pids(server.process.pid) & old_workers))
+        assert wait_for(
+            lambda: len(tagged_processes(tag)) == 2 and not (tagged_processes(tag) & before)
+        )
     # Graceful stop: worker_exit closes every session.
     assert wait_for(lambda: tagged_processes(tag) == set(), timeout=15), tagged_processes(tag)
