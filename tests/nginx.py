@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
@@ -44,7 +45,8 @@ def render_nginx_conf(*, port: int, upstreams: Sequence[str], prefix: Path) -> s
     """
     text = NGINX_CONF.read_text(encoding="utf-8")
     servers = "".join(f"        server {u} max_fails=1 fail_timeout=10s;\n" for u in upstreams)
-    group = f"    upstream gateway_local {{\n{servers}        keepalive 8;\n    }}\n\n"
+    # No keepalive: the compose variant (proxy_pass to a resolved name) keeps none either.
+    group = f"    upstream gateway_local {{\n{servers}    }}\n\n"
     replacements = {
         _LISTEN: f"listen 127.0.0.1:{port};",
         _UPSTREAM: "set $gateway_upstream gateway_local;",
@@ -95,9 +97,11 @@ def nginx(upstreams: Sequence[str], prefix: Path) -> Iterator[Nginx]:
     port = free_port()
     conf_path = write_nginx_conf(prefix, port=port, upstreams=upstreams)
     log_path = prefix / "nginx.log"
+    # As root, workers would run as nobody and could not enter the private directory.
+    directives = "daemon off;" + (" user root;" if os.geteuid() == 0 else "")
     with open(log_path, "a") as log_file:  # append: nginx writes through two fds
         process = subprocess.Popen(
-            [nginx_binary(), "-p", str(prefix), "-c", str(conf_path), "-g", "daemon off;"],
+            [nginx_binary(), "-p", str(prefix), "-c", str(conf_path), "-g", directives],
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
