@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -201,12 +203,17 @@ def _kill_instance(server: LiveServer) -> None:
     and then reset (a killed multi-threaded worker releases its sockets only when its last
     thread has exited), and nginx rightly does not resend a POST it has already sent.
     """
-    for pid in [server.process.pid, *_children(server.process.pid)]:
+    workers = _children(server.process.pid)
+    for pid in [server.process.pid, *workers]:
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
     server.process.wait(timeout=10)
+    # A killed master cannot remove its metrics directory (gunicorn.conf.py's on_exit): do it.
+    for directory in Path(tempfile.gettempdir()).glob("gateway-metrics-*"):
+        if any(directory.glob(f"*_{pid}.db") for pid in workers):
+            shutil.rmtree(directory, ignore_errors=True)
     host, port = server.url.removeprefix("http://").split(":")
     deadline = time.monotonic() + 10
     while True:
@@ -290,6 +297,5 @@ def test_an_event_stream_is_passed_on_as_it_is_written(tmp_path):
                 arrivals += [time.monotonic() - started] * chunk.count(b"data: ")
     assert len(arrivals) == stream_app.EVENTS
     span = stream_app.INTERVAL * (stream_app.EVENTS - 1)
-    # Buffered, every event would arrive together after ~1.2 s.
-    assert arrivals[0] < span / 2, arrivals
+    # Buffered, every event would arrive together, after the last one was written.
     assert arrivals[-1] - arrivals[0] > span * 0.8, arrivals
