@@ -7,10 +7,10 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help run test lint format clean
+.PHONY: help run test lint format clean up down status logs restart scale validate-deploy
 
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -40,3 +40,43 @@ format: $(VENV)/.dev-installed ## Format the code (ruff)
 
 clean: ## Remove the virtualenv, caches and the development database
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache
+
+# Deployment with compose (README, "Deploy"): podman when installed, else docker.
+CONTAINER ?= $(shell command -v podman >/dev/null 2>&1 && echo podman || echo docker)
+COMPOSE ?= $(CONTAINER) compose
+GATEWAY_PORT ?= 8000
+GATEWAY_URL := http://127.0.0.1:$(GATEWAY_PORT)
+N ?= 2
+
+up: ## Start PostgreSQL, the gateway and nginx (creates secrets/ on first run), wait until healthy
+	@$(PYTHON) deploy/stack.py secrets secrets
+	GATEWAY_PORT=$(GATEWAY_PORT) $(COMPOSE) up -d --build
+	@echo "Waiting for $(GATEWAY_URL)/health ..."
+	@$(PYTHON) deploy/stack.py wait $(GATEWAY_URL)/health 180 || { $(COMPOSE) ps; exit 1; }
+	@$(COMPOSE) ps
+	@echo
+	@echo "MCP Gateway is up at $(GATEWAY_URL) (production mode: no mock authentication)."
+	@echo "The first admin, either way:"
+	@echo "  - ADMIN_EMAIL=you@example.com in .env, then make up again; the password is in secrets/admin_password"
+	@echo "  - $(COMPOSE) exec gateway flask --app wsgi create-admin you@example.com   (prompts for a password)"
+	@echo "A token:"
+	@echo "  curl -s -X POST $(GATEWAY_URL)/auth/login -H 'Content-Type: application/json' \\"
+	@echo "       -d '{\"email\": \"you@example.com\", \"password\": \"...\"}'"
+
+down: ## Stop and remove the containers (the database volume stays)
+	$(COMPOSE) down
+
+status: ## Show the containers and their health
+	$(COMPOSE) ps
+
+logs: ## Follow the logs (SERVICE=gateway for one service)
+	$(COMPOSE) logs -f --tail=200 $(SERVICE)
+
+restart: ## Restart the gateway replicas (after a config change: make up)
+	$(COMPOSE) restart gateway
+
+scale: ## Run N gateway replicas behind nginx (make scale N=3)
+	GATEWAY_PORT=$(GATEWAY_PORT) $(COMPOSE) up -d --no-recreate --scale gateway=$(N)
+
+validate-deploy: $(VENV)/.dev-installed ## Check the deployment files: compose schema, hadolint, nginx -t, Kubernetes schemas
+	$(BIN)/pytest -q tests/test_deploy_files.py
