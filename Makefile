@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+UV_VERSION := 0.13.9
 
 .DEFAULT_GOAL := help
 
@@ -15,12 +16,17 @@ help: ## List the targets
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.runtime-installed: requirements.txt | $(BIN)/activate
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+# uv installs the pinned requirements several times faster than pip (a fresh `make run` is
+# up in seconds); it is itself pinned and installed with pip.
+$(BIN)/uv: | $(BIN)/activate
+	$(BIN)/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.runtime-installed: requirements.txt | $(BIN)/uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.txt
 	@touch $@
 
 $(VENV)/.dev-installed: requirements-dev.txt $(VENV)/.runtime-installed
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements-dev.txt
 	@touch $@
 
 run: $(VENV)/.runtime-installed ## Run the gateway on 127.0.0.1:8000 with embedded defaults (no keys, no PostgreSQL)
