@@ -37,9 +37,11 @@ class LiveServer:
 
 
 @contextmanager
-def gunicorn(env: Mapping[str, str], *, workers: int = 2, threads: int = 4) -> Iterator[LiveServer]:
+def gunicorn(
+    env: Mapping[str, str], *, workers: int = 2, threads: int = 4, port: int | None = None
+) -> Iterator[LiveServer]:
     """Start gunicorn with gunicorn.conf.py, wait for /health, stop it (SIGTERM) afterwards."""
-    port = free_port()
+    port = port or free_port()
     full_env = {
         **os.environ,
         "BIND": f"127.0.0.1:{port}",
