@@ -258,3 +258,67 @@ def test_an_llm_stream_cut_midway_is_an_error_event_and_the_partial_text_is_not_
     fake.script(reply("whole answer"))
     again = client.post("/chat", headers=account.headers, json={"message": "hello again"})
     assert again.get_json()["message"]["content"] == "whole answer"
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_request_is_replaced_and_other_requests_finish(make_database, tmp_path):
+    import os
+    import signal
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    from tests.chat_setup import chat_env
+    from tests.conftest import TEST_SECRET
+    from tests.live_server import gunicorn
+    from tests.test_mcp_processes import wait_for, worker_pids
+
+    url = make_database()
+    with FakeLLM(latency=1.5) as fake:
+        env = {
+            "ENVIRONMENT": "test",
+            "DATABASE_URL": url,
+            "JWT_SECRET_KEY": TEST_SECRET,
+            "CHAT_MAX_CONCURRENT": "0",
+            **chat_env(fake.url, write_mcp_config(tmp_path)),
+        }
+        with gunicorn(env, workers=2, threads=4) as server:
+            body = {"email": "killed@example.com", "password": "a long enough password"}
+            requests.post(server.url + "/auth/register", json=body, timeout=10)
+            token = requests.post(server.url + "/auth/login", json=body, timeout=10).json()
+            headers = {"Authorization": f"Bearer {token['access_token']}"}
+
+            def chat(i: int):
+                try:
+                    return requests.post(
+                        server.url + "/chat",
+                        headers=headers,
+                        json={"message": f"slow {i}"},
+                        timeout=30,
+                    )
+                except requests.ConnectionError as exc:
+                    return exc
+
+            victim = min(worker_pids(server.process.pid))
+            with ThreadPoolExecutor(6) as pool:
+                futures = [pool.submit(chat, i) for i in range(6)]
+                assert wait_for(lambda: len(fake.requests) >= 4, timeout=10)
+                os.kill(victim, signal.SIGKILL)
+                results = [f.result() for f in futures]
+            ok = [r for r in results if not isinstance(r, Exception)]
+            assert all(r.status_code == 200 for r in ok), [r.status_code for r in ok]
+            assert ok, "no request survived on the other worker"
+            assert wait_for(
+                lambda: (
+                    victim not in worker_pids(server.process.pid)
+                    and len(worker_pids(server.process.pid)) == 2
+                )
+            )
+            fake.latency = 0.0
+            after = requests.post(
+                server.url + "/chat", headers=headers, json={"message": "after"}, timeout=30
+            )
+            assert after.status_code == 200
+            acknowledged = {r.json()["user_message_id"] for r in [*ok, after]}
+    stored = {m for (m,) in _rows(url, "SELECT id::text FROM messages WHERE status = 'complete'")}
+    assert acknowledged <= stored
