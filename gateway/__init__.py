@@ -12,7 +12,18 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from gateway import access, auth, catalog, chat, compat, health, metrics, models, openapi  # noqa: F401  (models registers the tables)
+from gateway import (  # noqa: F401  (models registers the tables)
+    access,
+    auth,
+    catalog,
+    chat,
+    compat,
+    health,
+    metrics,
+    models,
+    openapi,
+    security,
+)
 from gateway.config import Settings, load_settings
 from gateway.database import MIGRATIONS_DIR, engine_options
 from gateway.errors import register_error_handlers
@@ -46,6 +57,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     jwt.init_app(app)
     register_error_handlers(app)
     access.init_app(app)
+    security.init_app(app)
     auth.init_app(app)
     catalog.init_app(app)
     chat.init_app(app)

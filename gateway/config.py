@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -15,6 +16,7 @@ SECRET_KEYS = (
     "ANTHROPIC_API_KEY",
     "OPENAI_API_KEY",
     "ADMIN_PASSWORD",
+    "REDIS_URL",
 )
 LLM_MODEL_KEYS = ("ANTHROPIC_MODEL", "OPENAI_MODEL")
 # A random key is generated for development and test only: production must set its own.
@@ -58,6 +60,15 @@ class Settings:
     max_message_chars: int = 32_000
     history_token_budget: int = 24_000
     sse_heartbeat_seconds: float = 10.0
+    # Abuse limits per user, shared by every worker (PostgreSQL, or Redis when REDIS_URL is set).
+    chat_rate_limit: int = 30
+    chat_rate_window_seconds: int = 60
+    chat_max_concurrent: int = 3
+    chat_lease_seconds: int = 900
+    redis_url: str | None = None
+    # Browser-facing headers: origins allowed by CORS (none by default), and HSTS max-age.
+    cors_origins: tuple[str, ...] = ()
+    hsts_seconds: int = 0
     # LLM_* (and ANTHROPIC_MODEL, OPENAI_MODEL) as given; gateway.runtime validates them.
     llm_env: Mapping[str, str] = field(default_factory=dict)
     # ROUTING_* as given; gateway.runtime turns them into RoutingSettings.
@@ -120,6 +131,15 @@ def _parse_bool(name: str, raw: str) -> bool:
     raise ConfigError(f"{name}: expected true or false, got {raw!r}")
 
 
+def _parse_origins(raw: str) -> tuple[str, ...]:
+    """Comma-separated exact origins (scheme://host[:port]); a wildcard is refused."""
+    origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+    for origin in origins:
+        if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?", origin):
+            raise ConfigError(f"CORS_ORIGINS: {origin!r} is not an origin like https://app.example")
+    return origins
+
+
 _INT_KEYS = {
     "MAX_REQUEST_BYTES": ("max_request_bytes", 1),
     "DB_POOL_SIZE": ("db_pool_size", 1),
@@ -133,6 +153,11 @@ _INT_KEYS = {
     "MAX_TOOL_RESULT_BYTES": ("max_tool_result_bytes", 1000),
     "MAX_MESSAGE_CHARS": ("max_message_chars", 1),
     "HISTORY_TOKEN_BUDGET": ("history_token_budget", 100),
+    "CHAT_RATE_LIMIT": ("chat_rate_limit", 0),
+    "CHAT_RATE_WINDOW_SECONDS": ("chat_rate_window_seconds", 1),
+    "CHAT_MAX_CONCURRENT": ("chat_max_concurrent", 0),
+    "CHAT_LEASE_SECONDS": ("chat_lease_seconds", 10),
+    "HSTS_SECONDS": ("hsts_seconds", 0),
 }
 _FLOAT_KEYS = {
     "DB_CONNECT_DEADLINE": "db_connect_deadline",
@@ -189,6 +214,8 @@ def _typed_values(env: Mapping[str, str]) -> dict[str, Any]:
     for key, attr in _STR_KEYS.items():
         if env.get(key):
             values[attr] = env[key]
+    if env.get("CORS_ORIGINS"):
+        values["cors_origins"] = _parse_origins(env["CORS_ORIGINS"])
     values["log_level"] = env.get("LOG_LEVEL", "INFO").upper()
     values["log_format"] = env.get("LOG_FORMAT", "text").lower()
     values["routing_env"] = {k: v for k, v in env.items() if k.startswith("ROUTING_")}

@@ -1,4 +1,4 @@
-"""Typed models: users, conversations, messages, tool calls, API keys and revoked tokens."""
+"""Typed models: users, conversations, messages, tool calls, API keys, tokens and limits."""
 
 from __future__ import annotations
 
@@ -194,3 +194,29 @@ class IdempotencyRecord(db.Model):
     state: Mapped[str] = mapped_column(String(16), default="in_progress")
     response: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     created_at: Mapped[datetime] = _timestamp(index=True)
+
+
+class RateWindow(db.Model):
+    """Requests counted against one limit (e.g. one user's chats) in its current fixed window."""
+
+    __tablename__ = "rate_windows"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    count: Mapped[int] = mapped_column(default=0)
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class TurnLease(db.Model):
+    """A chat turn in progress; counts against its user's concurrency cap until released.
+
+    A worker killed mid-turn cannot release its lease: ``expires_at`` frees the slot anyway.
+    """
+
+    __tablename__ = "turn_leases"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = _timestamp()

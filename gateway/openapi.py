@@ -311,7 +311,7 @@ def _paths(development: bool) -> dict[str, Any]:
                         "schema": {"type": "string"},
                     }
                 ],
-                errors=(404, 409, 502, 504),
+                errors=(404, 409, 429, 502, 503, 504),
             )
         },
         "/models": {
@@ -394,7 +394,7 @@ def _paths(development: bool) -> dict[str, Any]:
                     }
                 },
                 body=CompletionRequest,
-                errors=(404, 502, 504),
+                errors=(404, 429, 502, 503, 504),
                 openai=True,
             )
         },

@@ -52,8 +52,11 @@ def gunicorn(
         "ROUTING_SEMANTIC": "false",
         **env,
     }
-    full_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     with tempfile.TemporaryDirectory() as tmp:
+        # Our own metrics directory, inside the run's temporary one: a shared /tmp may be swept
+        # of gateway-metrics-* directories by other jobs on the machine while the server runs.
+        full_env["PROMETHEUS_MULTIPROC_DIR"] = str(Path(tmp) / "metrics")
+        os.mkdir(full_env["PROMETHEUS_MULTIPROC_DIR"])
         log_path = Path(tmp) / "gunicorn.log"
         with open(log_path, "w") as log_file:
             process = subprocess.Popen(

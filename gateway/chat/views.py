@@ -8,6 +8,7 @@ from typing import Any
 from flask import Blueprint, request
 from flask.typing import ResponseReturnValue
 
+from gateway import limits
 from gateway.auth.guard import current_user, login_required
 from gateway.chat import export, idempotency, store
 from gateway.chat.schemas import ChatBody, ConversationPatch
@@ -33,20 +34,26 @@ def post_chat() -> ResponseReturnValue:
         stored = idempotency.claim(user.id, key, idempotency.request_hash(raw))
         if stored is not None:
             return _replay(stored) if _wants_stream(body) else stored
+    slot = None
     try:
+        slot = limits.admit_turn(user.id)
         turn = begin_turn(user, body)
     except Exception:
+        if slot is not None:
+            slot.release()
         if key is not None:
             idempotency.release(user.id, key)
         raise
     if _wants_stream(body):
-        return sse_response(lambda cancelled: _streamed(turn, key, cancelled))
+        return sse_response(slot.around(lambda cancelled: _streamed(turn, key, cancelled)))
     try:
         result = complete_chat(turn)
     except Exception:
         if key is not None:
             idempotency.release(turn.user_id, key)
         raise
+    finally:
+        slot.release()
     if key is not None:
         idempotency.complete(turn.user_id, key, result)
     return result

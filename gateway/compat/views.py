@@ -9,6 +9,7 @@ from flask.typing import ResponseReturnValue
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from gateway import limits
 from gateway.auth.guard import current_user, login_required
 from gateway.chat.schemas import ChatBody
 from gateway.chat.service import begin_turn, complete_chat, turn_events, unstored_turn
@@ -74,28 +75,41 @@ def chat_completions() -> ResponseReturnValue:
     provider, model = resolve_model(body.model)
     user = current_user()
     keep = request.headers.get(CONVERSATION_HEADER)
-    if keep:
-        chat = ChatBody(
-            message=prompt,
-            conversation_id=_conversation_id(keep),
-            provider=provider,
-            model=model,
-        )
-        turn = begin_turn(user, chat, history=(history, prompts), system=system)
-    else:
-        turn = unstored_turn(
-            user, prompt, history=(history, prompts), provider=provider, model=model, system=system
-        )
+    slot = limits.admit_turn(user.id)
+    try:
+        if keep:
+            chat = ChatBody(
+                message=prompt,
+                conversation_id=_conversation_id(keep),
+                provider=provider,
+                model=model,
+            )
+            turn = begin_turn(user, chat, history=(history, prompts), system=system)
+        else:
+            turn = unstored_turn(
+                user,
+                prompt,
+                history=(history, prompts),
+                provider=provider,
+                model=model,
+                system=system,
+            )
+    except Exception:
+        slot.release()
+        raise
     headers = {CONVERSATION_HEADER: str(turn.conversation_id)} if turn.stored else {}
     if body.stream:
         include_usage = bool((body.stream_options or {}).get("include_usage"))
         response = sse_response(
-            lambda cancelled: turn_events(turn, stream=True, cancelled=cancelled),
+            slot.around(lambda cancelled: turn_events(turn, stream=True, cancelled=cancelled)),
             lambda events: completion_chunks(events, body.model, include_usage=include_usage),
         )
         response.headers.update(headers)
         return response
-    return completion_json(complete_chat(turn), body.model), 200, headers
+    try:
+        return completion_json(complete_chat(turn), body.model), 200, headers
+    finally:
+        slot.release()
 
 
 def _conversation_id(value: str) -> uuid.UUID | None:

@@ -41,6 +41,12 @@ class TCPProxy:
         """Stop listening and cut every open connection (the server "goes down")."""
         listener, self._listener = self._listener, None
         if listener is not None:
+            # shutdown() wakes the thread blocked in accept(); close() alone would leave the
+            # socket listening until that accept() returned one more connection.
+            try:
+                listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             listener.close()
         with self._lock:
             conns, self._conns = self._conns, []
