@@ -141,10 +141,21 @@ def _obj(**properties: Any) -> dict[str, Any]:
     return {"type": "object", "required": list(properties), "properties": properties}
 
 
+def _no_nul(schema: Any) -> Any:
+    """Strings in JSON bodies may not hold NUL (PostgreSQL text cannot): say so in the schema."""
+    if isinstance(schema, dict):
+        schema = {key: _no_nul(value) for key, value in schema.items()}
+        if schema.get("type") == "string" and "pattern" not in schema:
+            schema["pattern"] = "^[^\\x00]*$"
+    elif isinstance(schema, list):
+        schema = [_no_nul(item) for item in schema]
+    return schema
+
+
 def _body(model: type[BaseModel]) -> dict[str, Any]:
     return {
         "required": True,
-        "content": {"application/json": {"schema": model.model_json_schema()}},
+        "content": {"application/json": {"schema": _no_nul(model.model_json_schema())}},
     }
 
 
