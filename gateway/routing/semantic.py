@@ -59,6 +59,11 @@ class EmbeddingCache:
                 self._catalogs.popitem(last=False)
         return matrix
 
+    def clear_queries(self) -> None:
+        """Forget query vectors (benchmarks measure the encoder, not the cache)."""
+        with self._lock:
+            self._queries.clear()
+
     def query(self, encoder: Encoder, text: str) -> np.ndarray:
         """A query vector; follow-ups reuse the previous turns' vectors from here."""
         key = (encoder.name, text)
