@@ -14,7 +14,9 @@ from gateway.routing.llm import Candidate, LLMRouter
 from gateway.routing.semantic import Encoder, SemanticIndex
 from gateway.routing.settings import RoutingSettings
 from gateway.routing.text import (
+    clauses,
     example_requests,
+    implied_needs,
     mentions,
     query_terms,
     schema_text,
@@ -143,15 +145,24 @@ class Router:
                 mentions(turn)[1], weight=s.history_weight ** (age + 1)
             ).items():
                 terms[term] = max(terms.get(term, 0.0), weight)
+        parts = clauses(query, limit=s.max_clauses) if s.max_clauses > 1 else []
+        needs = implied_needs(query) if s.implied_needs and terms else []
+        weights = [s.clause_weight] * len(parts) + [s.implied_weight] * len(needs)
         server_lex = self._server_index.scores(terms)
         tool_lex = self._tool_index.scores(terms)
+        for part, weight in zip(parts + needs, weights, strict=True):
+            part_terms = query_terms(part)
+            _merge_max(server_lex, self._server_index.scores(part_terms), weight)
+            _merge_max(tool_lex, self._tool_index.scores(part_terms), weight)
         latency = {"lexical": _ms(started)}
 
         server_sem: list[float] | None = None
         tool_sem: list[float] | None = None
         if self._semantic is not None and terms:
             sem_started = time.perf_counter()
-            server_sem, tool_sem = self._semantic.scores(query, recent, s.history_weight)
+            server_sem, tool_sem = self._semantic.scores(
+                query, recent, s.history_weight, parts=parts + needs, part_weights=weights
+            )
             latency["semantic"] = _ms(sem_started)
 
         fuse_started = time.perf_counter()
@@ -309,6 +320,13 @@ class Router:
         timing = ", ".join(f"{k} {v:.2f} ms" for k, v in decision.latency_ms.items())
         lines += ["", f"latency: {timing}"]
         return "\n".join(lines)
+
+
+def _merge_max(into: dict[int, float], scores: dict[int, float], weight: float) -> None:
+    for key, value in scores.items():
+        value *= weight
+        if value > into.get(key, 0.0):
+            into[key] = value
 
 
 def _mix(lexical: float, semantic: float | None, s: RoutingSettings) -> float:

@@ -64,6 +64,25 @@ class EmbeddingCache:
         with self._lock:
             self._queries.clear()
 
+    def queries(self, encoder: Encoder, texts: Sequence[str]) -> list[np.ndarray]:
+        """Vectors for several query texts, the missing ones encoded in one batch."""
+        with self._lock:
+            found = {
+                t: self._queries[(encoder.name, t)]
+                for t in texts
+                if (encoder.name, t) in self._queries
+            }
+        missing = list(dict.fromkeys(t for t in texts if t not in found))
+        if missing:
+            for text, vector in zip(missing, encoder.encode(missing, query=True), strict=True):
+                found[text] = vector
+            with self._lock:
+                for text in missing:
+                    self._queries[(encoder.name, text)] = found[text]
+                while len(self._queries) > self.max_queries:
+                    self._queries.popitem(last=False)
+        return [found[t] for t in texts]
+
     def query(self, encoder: Encoder, text: str) -> np.ndarray:
         """A query vector; follow-ups reuse the previous turns' vectors from here."""
         key = (encoder.name, text)
@@ -112,21 +131,36 @@ class SemanticIndex:
         self._vectors()
 
     def scores(
-        self, query: str, history: Sequence[str], history_weight: float
+        self,
+        query: str,
+        history: Sequence[str],
+        history_weight: float,
+        *,
+        parts: Sequence[str] = (),
+        part_weights: Sequence[float] = (),
     ) -> tuple[list[float], list[float]]:
-        """Per-server and per-tool similarities mapped onto [0, 1]."""
+        """Per-server and per-tool similarities mapped onto [0, 1].
+
+        The whole prompt (with its recent context mixed in) and each of its ``parts`` are
+        compared; a document keeps its best match, each part counting its weight.
+        """
         servers, tools = self._vectors()
-        vector = self.cache.query(self.encoder, query).astype(np.float32)
-        for age, turn in enumerate(history):
-            vector = vector + (history_weight ** (age + 1)) * self.cache.query(self.encoder, turn)
-        norm = float(np.linalg.norm(vector))
-        if norm > 0:
-            vector = vector / norm
+        vectors = self.cache.queries(self.encoder, [query, *history, *parts])
+        vector = vectors[0].astype(np.float32)
+        for age in range(len(history)):
+            vector = vector + (history_weight ** (age + 1)) * vectors[1 + age]
+        rows = [vector / max(float(np.linalg.norm(vector)), 1e-12)]
+        rows += [v for v in vectors[1 + len(history) :]]
+        weights = np.array([1.0, *part_weights], dtype=np.float32)
         span = max(1e-6, self.encoder.ceiling - self.encoder.floor)
         out = []
         for matrix in (servers, tools):
-            sims = matrix @ vector if len(matrix) else np.zeros(0, dtype=np.float32)
-            out.append(np.clip((sims - self.encoder.floor) / span, 0.0, 1.0).tolist())
+            if not len(matrix):
+                out.append([])
+                continue
+            sims = (matrix @ np.vstack(rows).T - self.encoder.floor) / span
+            sims = np.clip(sims, 0.0, 1.0) * weights
+            out.append(sims.max(axis=1).tolist())
         return out[0], out[1]
 
 

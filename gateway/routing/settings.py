@@ -40,6 +40,13 @@ class RoutingSettings:
     second_tool_weight: float = 0.15
     # Tool ranking: a tool inherits this share of its server's score.
     tool_server_weight: float = 0.3
+    # Multi-part prompts: up to ``max_clauses`` parts are also scored on their own and each
+    # document keeps its best match, parts counting ``clause_weight`` (1 disables splitting).
+    max_clauses: int = 4
+    clause_weight: float = 0.9
+    # Needs implied by file paths and URLs, scored as extra parts of the prompt.
+    implied_needs: bool = True
+    implied_weight: float = 0.45
     # Conversation context: earlier user turns, newest first, each counting less.
     history_turns: int = 3
     history_weight: float = 0.5

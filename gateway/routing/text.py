@@ -127,3 +127,42 @@ def example_requests(name: str, description: str) -> list[str]:
     if first:
         examples.append(f"Can you help me {first[0].lower()}{first[1:]}?")
     return examples
+
+
+# Where a multi-part request splits into parts: sentence ends, semicolons and "then"/"also"
+# style connectives. Each part is scored on its own so one server's words cannot drown another's.
+_CLAUSE = re.compile(
+    r"(?<=[.!?;])\s+|\n+|,?\s+(?:and then|then|after that|afterwards|also|as well as|"
+    r"and also|additionally|finally|next)\s+|,\s+and\s+",
+    re.IGNORECASE,
+)
+
+_LEADING = re.compile(r"^(?:and then|then|after that|afterwards|also|finally|next|and),?\s+", re.I)
+
+
+def clauses(text: str, *, limit: int = 4, min_terms: int = 2) -> list[str]:
+    """The parts of a multi-part request that carry at least ``min_terms`` content words."""
+    parts = [_LEADING.sub("", p.strip(" ,.;")) for p in _CLAUSE.split(text) if p]
+    parts = [p for p in parts if p]
+    parts = [p for p in parts if len(query_terms(p)) >= min_terms]
+    return parts[:limit] if len(parts) > 1 else []
+
+
+# Needs a prompt implies without naming a tool: a file path means reading or writing files, a
+# URL means fetching a page. Each detected need adds a short request for it, scored like one
+# more part of the prompt. (Relative dates implying "current time" were tried and hurt.)
+_NEEDS = (
+    (
+        re.compile(
+            r"(?:^|[\s'\"(])(?:~?/[\w.\-]+(?:/[\w.\-]*)+|[A-Za-z]:\\[\w\\.\-]+"
+            r"|[\w\-]+\.(?:md|txt|csv|json|pdf|docx?|xlsx?|pptx?|html?|png|jpe?g|py|wav|mp3))"
+        ),
+        "read or write a file in a local directory",
+    ),
+    (re.compile(r"https?://\S+|\bwww\.\S+"), "fetch the content of a web page URL"),
+)
+
+
+def implied_needs(text: str) -> list[str]:
+    """Requests implied by file paths and URLs in ``text``."""
+    return [request for pattern, request in _NEEDS if pattern.search(text)]
