@@ -27,14 +27,16 @@ STOPWORDS = frozenset(
     etc using use used uses want wants need needs i'm im it's don't can't""".split()
 )
 
-# Request verbs that appear in almost every prompt and every tool description: they rank by
-# accident, so the query side counts them at a fraction of a content word.
+# Request verbs and filler nouns ("options", "a tool") that appear in almost every prompt and
+# tool description: they rank by accident, so the query side counts them at a fraction.
 GENERIC = frozenset(
     """get gets getting make makes making create creates creating help helps find finds finding
     show shows tell tells give gives provide provides know see look looking write writes
     return returns run runs do perform performs check checks go try work working take takes
     set sets new current specific specified given based information info data details result
-    results list lists retrieve retrieves fetch fetches""".split()
+    results list lists retrieve retrieves fetch fetches option options way ways thing things
+    something anything everything idea ideas kind lot stuff tool tools plugin plugins app apps
+    service recommend suggest assist assistance able""".split()
 )
 
 _stemmer = snowballstemmer.stemmer("english")
@@ -141,10 +143,10 @@ _LEADING = re.compile(r"^(?:and then|then|after that|afterwards|also|finally|nex
 
 
 def clauses(text: str, *, limit: int = 4, min_terms: int = 2) -> list[str]:
-    """The parts of a multi-part request that carry at least ``min_terms`` content words."""
+    """The parts of a multi-part request with at least ``min_terms`` non-generic content words."""
     parts = [_LEADING.sub("", p.strip(" ,.;")) for p in _CLAUSE.split(text) if p]
     parts = [p for p in parts if p]
-    parts = [p for p in parts if len(query_terms(p)) >= min_terms]
+    parts = [p for p in parts if sum(w >= 1.0 for w in query_terms(p).values()) >= min_terms]
     return parts[:limit] if len(parts) > 1 else []
 
 
