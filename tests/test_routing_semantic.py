@@ -75,7 +75,7 @@ def test_semantic_index_scores_are_in_unit_range() -> None:
     )
     servers, tools = index.scores("current time", [], 0.5)
     assert len(servers) == 2 and len(tools) == 3
-    assert all(0.0 <= s <= 1.0 for s in servers + tools)
+    assert all(0.0 <= s <= 1.0 for s in [*servers, *tools])
     assert tools[0] == pytest.approx(1.0)
 
 

@@ -138,7 +138,7 @@ class SemanticIndex:
         *,
         parts: Sequence[str] = (),
         part_weights: Sequence[float] = (),
-    ) -> tuple[list[float], list[float]]:
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Per-server and per-tool similarities mapped onto [0, 1].
 
         The whole prompt (with its recent context mixed in) and each of its ``parts`` are
@@ -156,11 +156,11 @@ class SemanticIndex:
         out = []
         for matrix in (servers, tools):
             if not len(matrix):
-                out.append([])
+                out.append(np.zeros(0, dtype=np.float32))
                 continue
             sims = (matrix @ np.vstack(rows).T - self.encoder.floor) / span
             sims = np.clip(sims, 0.0, 1.0) * weights
-            out.append(sims.max(axis=1).tolist())
+            out.append(sims.max(axis=1))
         return out[0], out[1]
 
 
