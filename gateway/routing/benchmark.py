@@ -119,8 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings = replace(RoutingSettings(), semantic=mode == "hybrid")
             started = time.perf_counter()
             router = Router(catalog, settings)
-            if router._semantic is not None:
-                router._semantic.warm()
+            router.warm()
             index_ms = (time.perf_counter() - started) * 1000
             row = {"index_ms": round(index_ms, 1), **measure(router, prompts)}
             results[f"{size}/{mode}"] = row

@@ -46,15 +46,17 @@ TARGETS = {
 }
 
 
-def run_datasets(data: Path, settings: RoutingSettings) -> dict[str, dict[str, Any]]:
-    """Metrics per dataset for one configuration."""
+def run_datasets(data: Path, settings: RoutingSettings, chat: Path) -> dict[str, dict[str, Any]]:
+    """Metrics per dataset for one configuration, plus plain chat against each catalog."""
     results = {}
+    chat_cases = load_cases(chat)
     for _, folder, cases_file in DATASETS:
         catalog = load_catalog(data / folder / "catalog.json")
         cases = load_cases(data / folder / cases_file)
         router = Router(catalog, settings)
-        router.route(cases[0].prompt)
+        router.warm()
         results[f"{folder}/{cases_file}"] = evaluate(router, cases)
+        results[f"{folder}/chat"] = evaluate(router, chat_cases)
         # Two halves of the same cases: the spread shows how much a figure can move by chance.
         results[f"{folder}/{cases_file}#even"] = evaluate(router, cases[0::2])
         results[f"{folder}/{cases_file}#odd"] = evaluate(router, cases[1::2])
@@ -93,6 +95,22 @@ def markdown(
             )
     lines += [
         "",
+        "Plain chat (20 prompts that need no tool, `tests/fixtures/routing/chat.jsonl`) against",
+        "each catalog: share for which nothing is offered (`no_tool_accuracy`), and the share of",
+        "the datasets' gold servers actually offered after threshold and budget:",
+        "",
+        "| catalog | no-tool accuracy (hybrid) | lexical only | gold servers offered (hybrid) |",
+        "|---|---|---|---|",
+    ]
+    for title, folder, cases_file in DATASETS[:2]:
+        chat, lex = hybrid[f"{folder}/chat"], lexical[f"{folder}/chat"]
+        offered = hybrid[f"{folder}/{cases_file}"]["offered_server_recall"]
+        lines.append(
+            f"| {title.split(' (')[0]} | {chat['no_tool_accuracy']:.2f} "
+            f"| {lex['no_tool_accuracy']:.2f} | {offered:.2f} |"
+        )
+    lines += [
+        "",
         "Per-decision latency on the datasets (hybrid, includes encoding the prompt):",
         "",
         "| dataset | p50 ms | p99 ms |",
@@ -125,13 +143,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", default="../shared/routing-data")
     parser.add_argument("--out", default="docs/routing-results.md")
     parser.add_argument("--sizes", type=int, nargs="+", default=[50, 500, 5000])
+    parser.add_argument("--chat", default="tests/fixtures/routing/chat.jsonl")
     args = parser.parse_args(argv)
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     data = Path(args.data)
     started = time.perf_counter()
-    hybrid = run_datasets(data, RoutingSettings())
-    lexical = run_datasets(data, replace(RoutingSettings(), semantic=False))
+    chat = Path(args.chat)
+    hybrid = run_datasets(data, RoutingSettings(), chat)
+    lexical = run_datasets(data, replace(RoutingSettings(), semantic=False), chat)
     prompts = synthetic_prompts(200)
     bench: dict[str, dict[str, float]] = {}
     for size in args.sizes:
@@ -139,14 +159,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         for mode in ("lexical", "hybrid"):
             t0 = time.perf_counter()
             router = Router(catalog, replace(RoutingSettings(), semantic=mode == "hybrid"))
-            if router._semantic is not None:
-                router._semantic.warm()
+            router.warm()
             index_ms = (time.perf_counter() - t0) * 1000
             bench[f"{size}/{mode}"] = {"index_ms": index_ms, **measure(router, prompts)}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(markdown(hybrid, lexical, bench), encoding="utf-8")
-    summary = {k: v for k, v in hybrid.items() if "#" not in k}
+    summary = {k: v for k, v in hybrid.items() if "#" not in k and "chat" not in k}
     sys.stdout.write(f"wrote {out} in {time.perf_counter() - started:.0f} s\n")
     sys.stdout.write(json.dumps(summary) + "\n")
     return 0

@@ -50,6 +50,11 @@ def stem(word: str) -> str:
     return _stemmer.stemWord(word)
 
 
+@lru_cache(maxsize=1)
+def _generic_stems() -> frozenset[str]:
+    return frozenset(stem(w) for w in GENERIC)
+
+
 def split_identifier(text: str) -> str:
     """Spread ``snake_case``, ``kebab-case`` and ``camelCase`` into words."""
     return _CAMEL.sub(" ", text).replace("_", " ").replace("-", " ")
@@ -75,8 +80,8 @@ def query_terms(text: str, *, weight: float = 1.0) -> dict[str, float]:
     for w in words(text):
         if w in STOPWORDS or (len(w) < 2 and not _CJK.match(w)):
             continue
-        term_weight = weight * (0.3 if w in GENERIC else 1.0)
         term = stem(w)
+        term_weight = weight * (0.3 if w in GENERIC or term in _generic_stems() else 1.0)
         weighted[term] = max(weighted.get(term, 0.0), term_weight)
     return weighted
 
