@@ -215,7 +215,7 @@ class Router:
         has = self._tool_counts > 0
         starts = self._tool_starts[has]
         first[has] = tool_scores[order[starts]]
-        best_index[has] = order[starts]
+        best_index[has] = np.where(first[has] > 0, order[starts], -1)
         two = self._tool_counts > 1
         second[two] = tool_scores[order[self._tool_starts[two] + 1]]
         mixed = s.server_doc_weight * docs + (1 - s.server_doc_weight) * first
