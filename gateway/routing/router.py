@@ -195,9 +195,14 @@ class Router:
             # overrates accidental matches (measured: lexical-only recall fell with it).
             parts = clauses(query, limit=s.max_clauses) if s.max_clauses > 1 else []
             needs = implied_needs(query) if s.implied_needs else []
-            weights = [s.clause_weight] * len(parts) + [s.implied_weight] * len(needs)
             server_sem, tool_sem = self._semantic.scores(
-                query, recent, s.history_weight, parts=parts + needs, part_weights=weights
+                query,
+                recent,
+                s.history_weight,
+                clauses=parts,
+                clause_weight=s.clause_weight,
+                extras=needs,
+                extra_weight=s.implied_weight,
             )
             latency["semantic"] = _ms(sem_started)
 

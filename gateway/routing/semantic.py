@@ -136,31 +136,43 @@ class SemanticIndex:
         history: Sequence[str],
         history_weight: float,
         *,
-        parts: Sequence[str] = (),
-        part_weights: Sequence[float] = (),
+        clauses: Sequence[str] = (),
+        clause_weight: float = 1.0,
+        extras: Sequence[str] = (),
+        extra_weight: float = 1.0,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Per-server and per-tool similarities mapped onto [0, 1].
 
-        The whole prompt (with its recent context mixed in) and each of its ``parts`` are
-        compared; a document keeps its best match, each part counting its weight.
+        The whole prompt (with its recent context mixed in), each of its ``clauses`` and each
+        ``extras`` request are compared; a document keeps its best, weighted match. With clauses,
+        the prompt's own vector is their length-weighted mean: the model mean-pools tokens, so
+        this is close to encoding the prompt again at half the cost.
         """
         servers, tools = self._vectors()
-        vectors = self.cache.queries(self.encoder, [query, *history, *parts])
-        vector = vectors[0].astype(np.float32)
+        own = list(clauses) if clauses else [query]
+        vectors = self.cache.queries(self.encoder, [*own, *history, *extras])
+        parts = vectors[: len(own)]
+        sizes = np.array([max(1, len(text.split())) for text in own], dtype=np.float32)
+        vector = (sizes[:, None] * np.vstack(parts)).sum(axis=0)
+        vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
         for age in range(len(history)):
-            vector = vector + (history_weight ** (age + 1)) * vectors[1 + age]
+            vector = vector + (history_weight ** (age + 1)) * vectors[len(own) + age]
         rows = [vector / max(float(np.linalg.norm(vector)), 1e-12)]
-        rows += [v for v in vectors[1 + len(history) :]]
-        weights = np.array([1.0, *part_weights], dtype=np.float32)
+        weights = [1.0]
+        if clauses:
+            rows += parts
+            weights += [clause_weight] * len(parts)
+        rows += vectors[len(own) + len(history) :]
+        weights += [extra_weight] * len(extras)
         span = max(1e-6, self.encoder.ceiling - self.encoder.floor)
+        weight_row = np.array(weights, dtype=np.float32)
         out = []
         for matrix in (servers, tools):
             if not len(matrix):
                 out.append(np.zeros(0, dtype=np.float32))
                 continue
             sims = (matrix @ np.vstack(rows).T - self.encoder.floor) / span
-            sims = np.clip(sims, 0.0, 1.0) * weights
-            out.append(sims.max(axis=1))
+            out.append((np.clip(sims, 0.0, 1.0) * weight_row).max(axis=1))
         return out[0], out[1]
 
 

@@ -152,7 +152,10 @@ def clauses(text: str, *, limit: int = 4, min_terms: int = 2) -> list[str]:
     parts = [_LEADING.sub("", p.strip(" ,.;")) for p in _CLAUSE.split(text) if p]
     parts = [p for p in parts if p]
     parts = [p for p in parts if sum(w >= 1.0 for w in query_terms(p).values()) >= min_terms]
-    return parts[:limit] if len(parts) > 1 else []
+    if len(parts) > limit:
+        # Keep every word: the last part takes the rest of the request.
+        parts = [*parts[: limit - 1], " ".join(parts[limit - 1 :])]
+    return parts if len(parts) > 1 else []
 
 
 # Needs a prompt implies without naming a tool: a file path means reading or writing files, a
