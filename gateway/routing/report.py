@@ -125,15 +125,17 @@ def markdown(
         "≤ 20 ms hybrid and ≤ 5 ms lexical at 500 tools. Index = building the catalog's",
         "indexes and encoding its documents, once per catalog change.",
         "",
-        "| tools | mode | index ms | p50 ms | p99 ms |",
-        "|---|---|---|---|---|",
+        "| tools | mode | index ms | p50 ms | p99 ms | CPU p50 ms | CPU p99 ms |",
+        "|---|---|---|---|---|---|---|",
     ]
     for key, row in bench.items():
         size, mode = key.split("/")
         lines.append(
             f"| {int(size):,} | {mode} | {row['index_ms']:,.0f} | {row['p50_ms']:.2f} "
-            f"| {row['p99_ms']:.2f} |"
+            f"| {row['p99_ms']:.2f} | {row['cpu_p50_ms']:.2f} | {row['cpu_p99_ms']:.2f} |"
         )
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    lines += ["", f"Load average when the benchmark finished: {load:.1f} (2 cores)."]
     return "\n".join(lines) + "\n"
 
 
