@@ -25,10 +25,7 @@ def catalog() -> Catalog:
 
 
 def make_router(catalog: Catalog, encoder: HashingEncoder, cache: EmbeddingCache) -> Router:
-    router = Router(catalog, HYBRID, encoder=encoder)
-    assert router._semantic is not None
-    router._semantic.cache = cache
-    return router
+    return Router(catalog, HYBRID, encoder=encoder, embedding_cache=cache)
 
 
 def test_hybrid_router_reports_both_stages(catalog: Catalog) -> None:
@@ -135,7 +132,10 @@ def test_semantic_stage_finds_what_words_alone_miss() -> None:
     )
     lexical = Router(catalog, RoutingSettings(semantic=False)).route("umbrella needed?")
     assert lexical.servers == ()
-    router = Router(catalog, replace(HYBRID, threshold=0.1), encoder=SynonymEncoder())
-    assert router._semantic is not None
-    router._semantic.cache = EmbeddingCache()
+    router = Router(
+        catalog,
+        replace(HYBRID, threshold=0.1),
+        encoder=SynonymEncoder(),
+        embedding_cache=EmbeddingCache(),
+    )
     assert router.route("umbrella needed?").servers == ("weather",)

@@ -94,8 +94,7 @@ def measure(router: Router, prompts: Sequence[str]) -> dict[str, float]:
     processes held the core.
     """
     router.route(prompts[0])
-    if router._semantic is not None:
-        router._semantic.cache.clear_queries()
+    router.forget_queries()
     wall, cpu = [], []
     for prompt in prompts:
         started, started_cpu = time.perf_counter(), time.thread_time()

@@ -9,12 +9,12 @@ from typing import overload
 
 import numpy as np
 
-from gateway.routing.catalog import Catalog
+from gateway.routing.catalog import Catalog, ServerDescriptor
 from gateway.routing.decision import RoutingDecision
 from gateway.routing.encoders import encoder_for
 from gateway.routing.lexical import LexicalIndex
 from gateway.routing.llm import Candidate, LLMRouter
-from gateway.routing.semantic import Encoder, SemanticIndex
+from gateway.routing.semantic import EmbeddingCache, Encoder, SemanticIndex
 from gateway.routing.settings import RoutingSettings
 from gateway.routing.text import (
     clauses,
@@ -85,6 +85,7 @@ class Router:
         *,
         encoder: Encoder | None = None,
         llm_router: LLMRouter | None = None,
+        embedding_cache: EmbeddingCache | None = None,
     ) -> None:
         self.catalog = catalog
         self.settings = settings or RoutingSettings()
@@ -94,7 +95,6 @@ class Router:
         self._tools = [t for s in catalog.servers for t in catalog.tools_of(s.name)]
         self._position = position = {name: j for j, name in enumerate(self._servers)}
         self._server_ids = np.array([position[t.server] for t in self._tools], dtype=np.int64)
-        self._tool_server = self._server_ids
         self._tool_counts = np.bincount(self._server_ids, minlength=len(self._servers))
         self._tool_starts = np.concatenate(([0], np.cumsum(self._tool_counts)[:-1])).astype(
             np.int64
@@ -102,7 +102,7 @@ class Router:
         self._slugs = {slug(name): name for name in self._servers}
         weights = self.settings.lexical_weights
         self._server_index = LexicalIndex(
-            [self._server_fields(s.name) for s in catalog.servers], field_weights=weights
+            [self._server_fields(s) for s in catalog.servers], field_weights=weights
         )
         self._tool_index = LexicalIndex(
             [self._tool_fields(t) for t in self._tools], field_weights=weights
@@ -113,20 +113,21 @@ class Router:
         if self.settings.semantic and encoder is not None:
             self._semantic = SemanticIndex(
                 encoder,
-                servers=[[self._server_text(s.name)] for s in catalog.servers],
+                servers=[[self._server_text(s)] for s in catalog.servers],
                 tools=[self._tool_texts(t) for t in self._tools],
                 # Document texts depend on settings too: key the vectors by both.
                 fingerprint=f"{self.fingerprint}:{int(self.settings.example_requests)}",
+                embedding_cache=embedding_cache,
             )
 
-    def _server_fields(self, name: str) -> dict[str, str]:
-        server = self.catalog.server(name)
-        assert server is not None
+    def _server_fields(self, server: ServerDescriptor) -> dict[str, str]:
         return {
             "server_name": split_identifier(server.name),
             "server_keywords": " ".join(server.keywords),
             "server_description": server.description,
-            "server_tools": " ".join(split_identifier(t.name) for t in self.catalog.tools_of(name)),
+            "server_tools": " ".join(
+                split_identifier(t.name) for t in self.catalog.tools_of(server.name)
+            ),
         }
 
     @staticmethod
@@ -138,9 +139,8 @@ class Router:
             "tool_server": split_identifier(tool.server),
         }
 
-    def _server_text(self, name: str) -> str:
-        server = self.catalog.server(name)
-        assert server is not None
+    @staticmethod
+    def _server_text(server: ServerDescriptor) -> str:
         keywords = f" ({', '.join(server.keywords)})" if server.keywords else ""
         return f"{split_identifier(server.name)}{keywords}: {server.description}"
 
@@ -160,6 +160,11 @@ class Router:
         """Encode the catalog now (e.g. in a background thread after a catalog change)."""
         if self._semantic is not None:
             self._semantic.warm()
+
+    def forget_queries(self) -> None:
+        """Drop cached prompt vectors, so a benchmark times the encoder and not the cache."""
+        if self._semantic is not None:
+            self._semantic.cache.clear_queries()
 
     @property
     def semantic_enabled(self) -> bool:
@@ -207,13 +212,13 @@ class Router:
             latency["semantic"] = _ms(sem_started)
 
         fuse_started = time.perf_counter()
-        tools, server_ids = self._tool_server, self._server_ids
+        server_ids = self._server_ids
         lex = _dense(tool_lex, len(self._tools))
         tool_scores = lex if tool_sem is None else _mix_arrays(lex, tool_sem, s)
         doc_lex = _dense(server_lex, len(self._servers))
         docs = doc_lex if server_sem is None else _mix_arrays(doc_lex, server_sem, s)
         # Tools are stored grouped by server: sort each group by score, read its top two.
-        order = np.lexsort((-tool_scores, tools))
+        order = np.lexsort((-tool_scores, server_ids))
         first = np.zeros(len(self._servers), dtype=np.float64)
         second = np.zeros(len(self._servers), dtype=np.float64)
         best_index = np.full(len(self._servers), -1)
