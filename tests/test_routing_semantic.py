@@ -25,10 +25,7 @@ def catalog() -> Catalog:
 
 
 def make_router(catalog: Catalog, encoder: HashingEncoder, cache: EmbeddingCache) -> Router:
-    router = Router(catalog, HYBRID, encoder=encoder)
-    assert router._semantic is not None
-    router._semantic.cache = cache
-    return router
+    return Router(catalog, HYBRID, encoder=encoder, embedding_cache=cache)
 
 
 def test_hybrid_router_reports_both_stages(catalog: Catalog) -> None:
@@ -75,7 +72,7 @@ def test_semantic_index_scores_are_in_unit_range() -> None:
     )
     servers, tools = index.scores("current time", [], 0.5)
     assert len(servers) == 2 and len(tools) == 3
-    assert all(0.0 <= s <= 1.0 for s in servers + tools)
+    assert all(0.0 <= s <= 1.0 for s in [*servers, *tools])
     assert tools[0] == pytest.approx(1.0)
 
 
@@ -135,7 +132,10 @@ def test_semantic_stage_finds_what_words_alone_miss() -> None:
     )
     lexical = Router(catalog, RoutingSettings(semantic=False)).route("umbrella needed?")
     assert lexical.servers == ()
-    router = Router(catalog, replace(HYBRID, threshold=0.1), encoder=SynonymEncoder())
-    assert router._semantic is not None
-    router._semantic.cache = EmbeddingCache()
+    router = Router(
+        catalog,
+        replace(HYBRID, threshold=0.1),
+        encoder=SynonymEncoder(),
+        embedding_cache=EmbeddingCache(),
+    )
     assert router.route("umbrella needed?").servers == ("weather",)

@@ -67,11 +67,13 @@ class MiniLMEncoder:
         with self._lock:
             if self._session is None:
                 self._load()
-            # Sort by length so each padded batch wastes little work on padding.
+            # Sort by length so each padded batch wastes little work on padding; a prompt and its
+            # parts differ too much in length to share a batch, so queries go one by one.
             order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+            batch = 1 if query else self.batch
             out = np.zeros((len(texts), 384), dtype=np.float32)
-            for start in range(0, len(order), self.batch):
-                chunk = order[start : start + self.batch]
+            for start in range(0, len(order), batch):
+                chunk = order[start : start + batch]
                 out[chunk] = self._run([texts[i] for i in chunk])
             return out
 

@@ -5,16 +5,21 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import overload
 
-from gateway.routing.catalog import Catalog
+import numpy as np
+
+from gateway.routing.catalog import Catalog, ServerDescriptor
 from gateway.routing.decision import RoutingDecision
 from gateway.routing.encoders import encoder_for
 from gateway.routing.lexical import LexicalIndex
 from gateway.routing.llm import Candidate, LLMRouter
-from gateway.routing.semantic import Encoder, SemanticIndex
+from gateway.routing.semantic import EmbeddingCache, Encoder, SemanticIndex
 from gateway.routing.settings import RoutingSettings
 from gateway.routing.text import (
+    clauses,
     example_requests,
+    implied_needs,
     mentions,
     query_terms,
     schema_text,
@@ -35,13 +40,37 @@ class ServerScore:
     best_tool: str | None
 
 
+class RankedTools(Sequence[tuple[Tool, float]]):
+    """Tools in rank order with their scores, materialized only as far as they are read."""
+
+    def __init__(self, tools: Sequence[Tool], order: np.ndarray, scores: np.ndarray) -> None:
+        self._tools = tools
+        self.order = order
+        self.scores = scores
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[Tool, float]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[tuple[Tool, float]]: ...
+
+    def __getitem__(self, index: int | slice) -> tuple[Tool, float] | list[tuple[Tool, float]]:
+        if isinstance(index, slice):
+            return [(self._tools[i], float(self.scores[i])) for i in self.order[index]]
+        i = self.order[index]
+        return self._tools[i], float(self.scores[i])
+
+
 @dataclass(frozen=True)
 class Ranking:
     """Every server and tool in score order, before any selection."""
 
     query: str
     servers: tuple[ServerScore, ...]
-    tools: tuple[tuple[Tool, float], ...]
+    tools: RankedTools
     mentioned: tuple[str, ...]
     latency_ms: dict[str, float]
 
@@ -56,6 +85,7 @@ class Router:
         *,
         encoder: Encoder | None = None,
         llm_router: LLMRouter | None = None,
+        embedding_cache: EmbeddingCache | None = None,
     ) -> None:
         self.catalog = catalog
         self.settings = settings or RoutingSettings()
@@ -63,11 +93,16 @@ class Router:
         self.fingerprint = catalog.fingerprint()
         self._servers = [s.name for s in catalog.servers]
         self._tools = [t for s in catalog.servers for t in catalog.tools_of(s.name)]
-        self._tool_server = [self._servers.index(t.server) for t in self._tools]
+        self._position = position = {name: j for j, name in enumerate(self._servers)}
+        self._server_ids = np.array([position[t.server] for t in self._tools], dtype=np.int64)
+        self._tool_counts = np.bincount(self._server_ids, minlength=len(self._servers))
+        self._tool_starts = np.concatenate(([0], np.cumsum(self._tool_counts)[:-1])).astype(
+            np.int64
+        )
         self._slugs = {slug(name): name for name in self._servers}
         weights = self.settings.lexical_weights
         self._server_index = LexicalIndex(
-            [self._server_fields(s.name) for s in catalog.servers], field_weights=weights
+            [self._server_fields(s) for s in catalog.servers], field_weights=weights
         )
         self._tool_index = LexicalIndex(
             [self._tool_fields(t) for t in self._tools], field_weights=weights
@@ -78,20 +113,21 @@ class Router:
         if self.settings.semantic and encoder is not None:
             self._semantic = SemanticIndex(
                 encoder,
-                servers=[[self._server_text(s.name)] for s in catalog.servers],
+                servers=[[self._server_text(s)] for s in catalog.servers],
                 tools=[self._tool_texts(t) for t in self._tools],
                 # Document texts depend on settings too: key the vectors by both.
                 fingerprint=f"{self.fingerprint}:{int(self.settings.example_requests)}",
+                embedding_cache=embedding_cache,
             )
 
-    def _server_fields(self, name: str) -> dict[str, str]:
-        server = self.catalog.server(name)
-        assert server is not None
+    def _server_fields(self, server: ServerDescriptor) -> dict[str, str]:
         return {
             "server_name": split_identifier(server.name),
             "server_keywords": " ".join(server.keywords),
             "server_description": server.description,
-            "server_tools": " ".join(split_identifier(t.name) for t in self.catalog.tools_of(name)),
+            "server_tools": " ".join(
+                split_identifier(t.name) for t in self.catalog.tools_of(server.name)
+            ),
         }
 
     @staticmethod
@@ -103,9 +139,8 @@ class Router:
             "tool_server": split_identifier(tool.server),
         }
 
-    def _server_text(self, name: str) -> str:
-        server = self.catalog.server(name)
-        assert server is not None
+    @staticmethod
+    def _server_text(server: ServerDescriptor) -> str:
         keywords = f" ({', '.join(server.keywords)})" if server.keywords else ""
         return f"{split_identifier(server.name)}{keywords}: {server.description}"
 
@@ -120,6 +155,16 @@ class Router:
         if self.settings.example_requests:
             texts += example_requests(name, tool.description)
         return texts
+
+    def warm(self) -> None:
+        """Encode the catalog now (e.g. in a background thread after a catalog change)."""
+        if self._semantic is not None:
+            self._semantic.warm()
+
+    def forget_queries(self) -> None:
+        """Drop cached prompt vectors, so a benchmark times the encoder and not the cache."""
+        if self._semantic is not None:
+            self._semantic.cache.clear_queries()
 
     @property
     def semantic_enabled(self) -> bool:
@@ -147,58 +192,63 @@ class Router:
         tool_lex = self._tool_index.scores(terms)
         latency = {"lexical": _ms(started)}
 
-        server_sem: list[float] | None = None
-        tool_sem: list[float] | None = None
+        server_sem: np.ndarray | None = None
+        tool_sem: np.ndarray | None = None
         if self._semantic is not None and terms:
             sem_started = time.perf_counter()
-            server_sem, tool_sem = self._semantic.scores(query, recent, s.history_weight)
+            # Parts are scored by the dense stage only: BM25 normalized over a two-word clause
+            # overrates accidental matches (measured: lexical-only recall fell with it).
+            parts = clauses(query, limit=s.max_clauses) if s.max_clauses > 1 else []
+            needs = implied_needs(query) if s.implied_needs else []
+            server_sem, tool_sem = self._semantic.scores(
+                query,
+                recent,
+                s.history_weight,
+                clauses=parts,
+                clause_weight=s.clause_weight,
+                extras=needs,
+                extra_weight=s.implied_weight,
+            )
             latency["semantic"] = _ms(sem_started)
 
         fuse_started = time.perf_counter()
-        tool_scores = [0.0] * len(self._tools)
-        for i in range(len(self._tools)):
-            lex = tool_lex.get(i, 0.0)
-            tool_scores[i] = _mix(lex, tool_sem[i] if tool_sem is not None else None, s)
-        best: list[list[tuple[float, int]]] = [[] for _ in self._servers]
-        for i, score in enumerate(tool_scores):
-            if score > 0:
-                best[self._tool_server[i]].append((score, i))
-        servers: list[ServerScore] = []
-        for j, name in enumerate(self._servers):
-            top = sorted(best[j], reverse=True)[:2]
-            doc_lex = server_lex.get(j, 0.0)
-            doc = _mix(doc_lex, server_sem[j] if server_sem is not None else None, s)
-            first = top[0][0] if top else 0.0
-            second = top[1][0] if len(top) > 1 else 0.0
-            if self._tools and self.catalog.tools_of(name):
-                score = s.server_doc_weight * doc + (1 - s.server_doc_weight) * first
-                score += s.second_tool_weight * second
-            else:
-                score = doc
-            servers.append(
-                ServerScore(
-                    name=name,
-                    score=min(1.0, score),
-                    lexical=doc_lex,
-                    semantic=server_sem[j] if server_sem is not None else None,
-                    best_tool=self._tools[top[0][1]].name if top else None,
-                )
+        server_ids = self._server_ids
+        lex = _dense(tool_lex, len(self._tools))
+        tool_scores = lex if tool_sem is None else _mix_arrays(lex, tool_sem, s)
+        doc_lex = _dense(server_lex, len(self._servers))
+        docs = doc_lex if server_sem is None else _mix_arrays(doc_lex, server_sem, s)
+        # Tools are stored grouped by server: sort each group by score, read its top two.
+        order = np.lexsort((-tool_scores, server_ids))
+        first = np.zeros(len(self._servers), dtype=np.float64)
+        second = np.zeros(len(self._servers), dtype=np.float64)
+        best_index = np.full(len(self._servers), -1)
+        has = self._tool_counts > 0
+        starts = self._tool_starts[has]
+        first[has] = tool_scores[order[starts]]
+        best_index[has] = np.where(first[has] > 0, order[starts], -1)
+        two = self._tool_counts > 1
+        second[two] = tool_scores[order[self._tool_starts[two] + 1]]
+        mixed = s.server_doc_weight * docs + (1 - s.server_doc_weight) * first
+        mixed += s.second_tool_weight * second
+        server_scores = np.minimum(1.0, np.where(has, mixed, docs))
+        servers = [
+            ServerScore(
+                name=self._servers[j],
+                score=float(server_scores[j]),
+                lexical=float(doc_lex[j]),
+                semantic=float(server_sem[j]) if server_sem is not None else None,
+                best_tool=self._tools[best_index[j]].name if best_index[j] >= 0 else None,
             )
-        servers.sort(key=lambda x: -x.score)
-        server_score = {x.name: x.score for x in servers}
-        ranked_tools = sorted(
-            (
-                (tool, score + s.tool_server_weight * server_score[tool.server])
-                for tool, score in zip(self._tools, tool_scores, strict=True)
-            ),
-            key=lambda item: -item[1],
-        )
+            for j in np.argsort(-server_scores, kind="stable")
+        ]
+        final = tool_scores + s.tool_server_weight * server_scores[server_ids]
+        ranked_tools = RankedTools(self._tools, np.argsort(-final, kind="stable"), final)
         latency["fusion"] = _ms(fuse_started)
         latency["total"] = _ms(started)
         return Ranking(
             query=query,
             servers=tuple(servers),
-            tools=tuple(ranked_tools),
+            tools=ranked_tools,
             mentioned=mentioned,
             latency_ms=latency,
         )
@@ -274,18 +324,18 @@ class Router:
 
     def _budget(self, ranking: Ranking, servers: Sequence[str]) -> tuple[str, ...]:
         """Tools of the chosen servers in rank order, servers taken in order until the budget."""
-        budget = self.settings.tool_budget
-        chosen = set(servers)
-        ordered = [tool for tool, _ in ranking.tools if tool.server in chosen]
-        by_server = {name: [t for t in ordered if t.server == name] for name in servers}
-        offered: list[Tool] = []
+        room = self.settings.tool_budget
+        position = self._position
+        order = ranking.tools.order
+        offered: set[int] = set()
         for name in servers:
-            room = budget - len(offered)
             if room <= 0:
                 break
-            offered.extend(by_server[name][:room])
-        rank = {t.qualified_name: i for i, t in enumerate(ordered)}
-        return tuple(sorted((t.qualified_name for t in offered), key=rank.__getitem__))
+            ids = order[self._server_ids[order] == position[name]][:room]
+            offered.update(ids.tolist())
+            room -= len(ids)
+        kept = order[np.isin(order, np.fromiter(offered, dtype=np.int64, count=len(offered)))]
+        return tuple(self._tools[i].qualified_name for i in kept)
 
     def explain(self, prompt: str, *, history: Sequence[str] = (), limit: int = 10) -> str:
         """A plain-text table of the ranking and the decision, for the CLI."""
@@ -311,10 +361,15 @@ class Router:
         return "\n".join(lines)
 
 
-def _mix(lexical: float, semantic: float | None, s: RoutingSettings) -> float:
-    if semantic is None:
-        return lexical
-    return (1 - s.semantic_weight) * lexical + s.semantic_weight * semantic
+def _dense(scores: dict[int, float], size: int) -> np.ndarray:
+    out = np.zeros(size, dtype=np.float64)
+    if scores:
+        out[np.fromiter(scores.keys(), dtype=np.int64)] = np.fromiter(scores.values(), float)
+    return out
+
+
+def _mix_arrays(lexical: np.ndarray, semantic: np.ndarray, s: RoutingSettings) -> np.ndarray:
+    return (1 - s.semantic_weight) * lexical + s.semantic_weight * np.asarray(semantic, float)
 
 
 def _ms(started: float) -> float:

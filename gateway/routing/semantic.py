@@ -59,6 +59,30 @@ class EmbeddingCache:
                 self._catalogs.popitem(last=False)
         return matrix
 
+    def clear_queries(self) -> None:
+        """Forget query vectors (benchmarks measure the encoder, not the cache)."""
+        with self._lock:
+            self._queries.clear()
+
+    def queries(self, encoder: Encoder, texts: Sequence[str]) -> list[np.ndarray]:
+        """Vectors for several query texts, the missing ones encoded in one batch."""
+        with self._lock:
+            found = {
+                t: self._queries[(encoder.name, t)]
+                for t in texts
+                if (encoder.name, t) in self._queries
+            }
+        missing = list(dict.fromkeys(t for t in texts if t not in found))
+        if missing:
+            for text, vector in zip(missing, encoder.encode(missing, query=True), strict=True):
+                found[text] = vector
+            with self._lock:
+                for text in missing:
+                    self._queries[(encoder.name, text)] = found[text]
+                while len(self._queries) > self.max_queries:
+                    self._queries.popitem(last=False)
+        return [found[t] for t in texts]
+
     def query(self, encoder: Encoder, text: str) -> np.ndarray:
         """A query vector; follow-ups reuse the previous turns' vectors from here."""
         key = (encoder.name, text)
@@ -107,21 +131,48 @@ class SemanticIndex:
         self._vectors()
 
     def scores(
-        self, query: str, history: Sequence[str], history_weight: float
-    ) -> tuple[list[float], list[float]]:
-        """Per-server and per-tool similarities mapped onto [0, 1]."""
+        self,
+        query: str,
+        history: Sequence[str],
+        history_weight: float,
+        *,
+        clauses: Sequence[str] = (),
+        clause_weight: float = 1.0,
+        extras: Sequence[str] = (),
+        extra_weight: float = 1.0,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per-server and per-tool similarities mapped onto [0, 1].
+
+        The whole prompt (with its recent context mixed in), each of its ``clauses`` and each
+        ``extras`` request are compared; a document keeps its best, weighted match. With clauses,
+        the prompt's own vector is their length-weighted mean: the model mean-pools tokens, so
+        this is close to encoding the prompt again at half the cost.
+        """
         servers, tools = self._vectors()
-        vector = self.cache.query(self.encoder, query).astype(np.float32)
-        for age, turn in enumerate(history):
-            vector = vector + (history_weight ** (age + 1)) * self.cache.query(self.encoder, turn)
-        norm = float(np.linalg.norm(vector))
-        if norm > 0:
-            vector = vector / norm
+        own = list(clauses) if clauses else [query]
+        vectors = self.cache.queries(self.encoder, [*own, *history, *extras])
+        parts = vectors[: len(own)]
+        sizes = np.array([max(1, len(text.split())) for text in own], dtype=np.float32)
+        vector = (sizes[:, None] * np.vstack(parts)).sum(axis=0)
+        vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
+        for age in range(len(history)):
+            vector = vector + (history_weight ** (age + 1)) * vectors[len(own) + age]
+        rows = [vector / max(float(np.linalg.norm(vector)), 1e-12)]
+        weights = [1.0]
+        if clauses:
+            rows += parts
+            weights += [clause_weight] * len(parts)
+        rows += vectors[len(own) + len(history) :]
+        weights += [extra_weight] * len(extras)
         span = max(1e-6, self.encoder.ceiling - self.encoder.floor)
+        weight_row = np.array(weights, dtype=np.float32)
         out = []
         for matrix in (servers, tools):
-            sims = matrix @ vector if len(matrix) else np.zeros(0, dtype=np.float32)
-            out.append(np.clip((sims - self.encoder.floor) / span, 0.0, 1.0).tolist())
+            if not len(matrix):
+                out.append(np.zeros(0, dtype=np.float32))
+                continue
+            sims = (matrix @ np.vstack(rows).T - self.encoder.floor) / span
+            out.append((np.clip(sims, 0.0, 1.0) * weight_row).max(axis=1))
         return out[0], out[1]
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
+from typing import Any
 
 
 def _default_field_weights() -> Mapping[str, float]:
@@ -28,7 +29,7 @@ class RoutingSettings:
 
     # Selection: a server is offered when its fused score clears ``threshold`` and is within
     # ``relative_threshold`` of the best one, at most ``max_servers`` and ``tool_budget`` tools.
-    threshold: float = 0.2
+    threshold: float = 0.25
     relative_threshold: float = 0.5
     max_servers: int = 3
     tool_budget: int = 40
@@ -40,6 +41,14 @@ class RoutingSettings:
     second_tool_weight: float = 0.15
     # Tool ranking: a tool inherits this share of its server's score.
     tool_server_weight: float = 0.3
+    # Multi-part prompts: up to ``max_clauses`` parts are also scored on their own by the dense
+    # stage and each document keeps its best match, parts counting ``clause_weight`` (1 disables
+    # splitting).
+    max_clauses: int = 4
+    clause_weight: float = 0.9
+    # Needs implied by file paths and URLs, scored as extra parts of the prompt (dense stage).
+    implied_needs: bool = True
+    implied_weight: float = 0.45
     # Conversation context: earlier user turns, newest first, each counting less.
     history_turns: int = 3
     history_weight: float = 0.5
@@ -56,3 +65,50 @@ class RoutingSettings:
     llm_router: bool = False
     llm_floor: float = 0.1
     llm_confident: float = 0.4
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError("routing threshold must be within [0, 1]")
+        if self.max_servers < 1 or self.tool_budget < 1:
+            raise ValueError("routing max_servers and tool_budget must be at least 1")
+        if self.semantic_backend not in ("local", "endpoint"):
+            raise ValueError("routing semantic_backend must be 'local' or 'endpoint'")
+        if not 0.0 <= self.semantic_weight <= 1.0:
+            raise ValueError("routing semantic_weight must be within [0, 1]")
+
+    @classmethod
+    def from_mapping(
+        cls, values: Mapping[str, Any], *, prefix: str = "ROUTING_"
+    ) -> RoutingSettings:
+        """Settings from config keys such as ``ROUTING_THRESHOLD``; strings are converted."""
+        known = {f.name: f for f in fields(cls)}
+        changes: dict[str, Any] = {}
+        for key, raw in values.items():
+            if not key.upper().startswith(prefix):
+                continue
+            name = key[len(prefix) :].lower()
+            if name not in known:
+                raise ValueError(f"unknown routing setting {key}")
+            default = getattr(cls(), name)
+            changes[name] = _convert(raw, default, key)
+        return replace(cls(), **changes)
+
+
+def _convert(raw: Any, default: Any, key: str) -> Any:
+    if isinstance(default, bool):
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"{key} must be a boolean")
+    if isinstance(default, Mapping):
+        if not isinstance(raw, Mapping):
+            raise ValueError(f"{key} must be a mapping of field weights")
+        return MappingProxyType({**default, **{k: float(v) for k, v in raw.items()}})
+    try:
+        return type(default)(raw)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{key} must be a {type(default).__name__}") from error

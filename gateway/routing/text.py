@@ -27,14 +27,16 @@ STOPWORDS = frozenset(
     etc using use used uses want wants need needs i'm im it's don't can't""".split()
 )
 
-# Request verbs that appear in almost every prompt and every tool description: they rank by
-# accident, so the query side counts them at a fraction of a content word.
+# Request verbs and filler nouns ("options", "a tool") that appear in almost every prompt and
+# tool description: they rank by accident, so the query side counts them at a fraction.
 GENERIC = frozenset(
     """get gets getting make makes making create creates creating help helps find finds finding
     show shows tell tells give gives provide provides know see look looking write writes
     return returns run runs do perform performs check checks go try work working take takes
     set sets new current specific specified given based information info data details result
-    results list lists retrieve retrieves fetch fetches""".split()
+    results list lists retrieve retrieves fetch fetches option options way ways thing things
+    something anything everything idea ideas kind lot stuff tool tools plugin plugins app apps
+    service recommend suggest assist assistance able""".split()
 )
 
 _stemmer = snowballstemmer.stemmer("english")
@@ -46,6 +48,11 @@ def stem(word: str) -> str:
     if not word.isascii():
         return word
     return _stemmer.stemWord(word)
+
+
+@lru_cache(maxsize=1)
+def _generic_stems() -> frozenset[str]:
+    return frozenset(stem(w) for w in GENERIC)
 
 
 def split_identifier(text: str) -> str:
@@ -73,8 +80,8 @@ def query_terms(text: str, *, weight: float = 1.0) -> dict[str, float]:
     for w in words(text):
         if w in STOPWORDS or (len(w) < 2 and not _CJK.match(w)):
             continue
-        term_weight = weight * (0.3 if w in GENERIC else 1.0)
         term = stem(w)
+        term_weight = weight * (0.3 if w in GENERIC or term in _generic_stems() else 1.0)
         weighted[term] = max(weighted.get(term, 0.0), term_weight)
     return weighted
 
@@ -127,3 +134,45 @@ def example_requests(name: str, description: str) -> list[str]:
     if first:
         examples.append(f"Can you help me {first[0].lower()}{first[1:]}?")
     return examples
+
+
+# Where a multi-part request splits into parts: sentence ends, semicolons and "then"/"also"
+# style connectives. Each part is scored on its own so one server's words cannot drown another's.
+_CLAUSE = re.compile(
+    r"(?<=[.!?;])\s+|\n+|,?\s+(?:and then|then|after that|afterwards|also|as well as|"
+    r"and also|additionally|finally|next)\s+|,\s+and\s+",
+    re.IGNORECASE,
+)
+
+_LEADING = re.compile(r"^(?:and then|then|after that|afterwards|also|finally|next|and),?\s+", re.I)
+
+
+def clauses(text: str, *, limit: int = 4, min_terms: int = 2) -> list[str]:
+    """The parts of a multi-part request with at least ``min_terms`` non-generic content words."""
+    parts = [_LEADING.sub("", p.strip(" ,.;")) for p in _CLAUSE.split(text) if p]
+    parts = [p for p in parts if p]
+    parts = [p for p in parts if sum(w >= 1.0 for w in query_terms(p).values()) >= min_terms]
+    if len(parts) > limit:
+        # Keep every word: the last part takes the rest of the request.
+        parts = [*parts[: limit - 1], " ".join(parts[limit - 1 :])]
+    return parts if len(parts) > 1 else []
+
+
+# Needs a prompt implies without naming a tool: a file path means reading or writing files, a
+# URL means fetching a page. Each detected need adds a short request for it, scored like one
+# more part of the prompt. (Relative dates implying "current time" were tried and hurt.)
+_NEEDS = (
+    (
+        re.compile(
+            r"(?:^|[\s'\"(])(?:~?/[\w.\-]+(?:/[\w.\-]*)+|[A-Za-z]:\\[\w\\.\-]+"
+            r"|[\w\-]+\.(?:md|txt|csv|json|pdf|docx?|xlsx?|pptx?|html?|png|jpe?g|py|wav|mp3))"
+        ),
+        "read or write a file in a local directory",
+    ),
+    (re.compile(r"https?://\S+|\bwww\.\S+"), "fetch the content of a web page URL"),
+)
+
+
+def implied_needs(text: str) -> list[str]:
+    """Requests implied by file paths and URLs in ``text``."""
+    return [request for pattern, request in _NEEDS if pattern.search(text)]
