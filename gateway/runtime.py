@@ -100,29 +100,13 @@ def tool_offer() -> ToolOffer:
 
 def routing_settings_from(settings: Settings) -> RoutingSettings:
     """ROUTING_* variables over the shipped, measured defaults."""
-    env = settings.routing_env
-    values: dict[str, Any] = {}
-    kinds = {
-        "ROUTING_THRESHOLD": ("threshold", float),
-        "ROUTING_MAX_SERVERS": ("max_servers", int),
-        "ROUTING_TOOL_BUDGET": ("tool_budget", int),
-        "ROUTING_SEMANTIC": ("semantic", _truthy),
-        "ROUTING_EMBEDDINGS_URL": ("embeddings_url", str),
-        "ROUTING_EMBEDDINGS_MODEL": ("embeddings_model", str),
-    }
-    for key, (name, kind) in kinds.items():
-        if env.get(key):
-            try:
-                values[name] = kind(env[key])
-            except ValueError:
-                raise ConfigError(f"{key}: invalid value {env[key]!r}") from None
-    if values.get("embeddings_url"):
-        values["semantic_backend"] = "endpoint"
-    return RoutingSettings(**values)
-
-
-def _truthy(raw: str) -> bool:
-    return raw.strip().lower() in ("1", "true", "yes", "on")
+    env = dict(settings.routing_env)
+    if env.get("ROUTING_EMBEDDINGS_URL"):
+        env.setdefault("ROUTING_SEMANTIC_BACKEND", "endpoint")
+    try:
+        return RoutingSettings.from_mapping(env)
+    except ValueError as exc:
+        raise ConfigError(f"{exc}") from None
 
 
 def close_runtime(app: Flask) -> None:

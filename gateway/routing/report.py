@@ -139,6 +139,21 @@ def markdown(
     return "\n".join(lines) + "\n"
 
 
+README_START = "<!-- routing-results:start -->"
+README_END = "<!-- routing-results:end -->"
+
+
+def splice_into(readme: Path, report: str) -> None:
+    """Replace the text between the README's routing-results markers with the report's tables."""
+    text = readme.read_text(encoding="utf-8")
+    head, start, rest = text.partition(README_START)
+    _, end, tail = rest.partition(README_END)
+    if not start or not end:
+        raise SystemExit(f"{readme}: no {README_START} ... {README_END} section")
+    body = report.split("\n", 1)[1].strip()  # without the report's own title
+    readme.write_text(f"{head}{start}\n{body}\n{end}{tail}", encoding="utf-8")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -146,6 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default="docs/routing-results.md")
     parser.add_argument("--sizes", type=int, nargs="+", default=[50, 500, 5000])
     parser.add_argument("--chat", default="tests/fixtures/routing/chat.jsonl")
+    parser.add_argument("--readme", help="also replace the marked results section of this file")
     args = parser.parse_args(argv)
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
@@ -166,7 +182,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             bench[f"{size}/{mode}"] = {"index_ms": index_ms, **measure(router, prompts)}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(markdown(hybrid, lexical, bench), encoding="utf-8")
+    report = markdown(hybrid, lexical, bench)
+    out.write_text(report, encoding="utf-8")
+    if args.readme:
+        splice_into(Path(args.readme), report)
     summary = {k: v for k, v in hybrid.items() if "#" not in k and "chat" not in k}
     sys.stdout.write(f"wrote {out} in {time.perf_counter() - started:.0f} s\n")
     sys.stdout.write(json.dumps(summary) + "\n")
