@@ -8,11 +8,11 @@ from typing import Any
 from flask import Blueprint, request
 from flask.typing import ResponseReturnValue
 
-from gateway import limits
 from gateway.auth.guard import current_user, login_required
-from gateway.chat import export, idempotency, store
+from gateway.chat import export, store
+from gateway.chat.admission import admit
 from gateway.chat.schemas import ChatBody, ConversationPatch
-from gateway.chat.service import begin_turn, complete_chat, turn_events
+from gateway.chat.service import begin_turn
 from gateway.chat.sse import format_event, sse_response
 from gateway.runtime import llm_registry
 
@@ -30,45 +30,10 @@ def post_chat() -> ResponseReturnValue:
     body = ChatBody.model_validate(raw)
     user = current_user()
     key = request.headers.get("Idempotency-Key")
-    if key is not None:
-        stored = idempotency.claim(user.id, key, idempotency.request_hash(raw))
-        if stored is not None:
-            return _replay(stored) if _wants_stream(body) else stored
-    slot = None
-    try:
-        slot = limits.admit_turn(user.id)
-        turn = begin_turn(user, body)
-    except Exception:
-        if slot is not None:
-            slot.release()
-        if key is not None:
-            idempotency.release(user.id, key)
-        raise
-    if _wants_stream(body):
-        return sse_response(slot.around(lambda cancelled: _streamed(turn, key, cancelled)))
-    try:
-        result = complete_chat(turn)
-    except Exception:
-        if key is not None:
-            idempotency.release(turn.user_id, key)
-        raise
-    finally:
-        slot.release()
-    if key is not None:
-        idempotency.complete(turn.user_id, key, result)
-    return result
-
-
-def _streamed(turn: Any, key: str | None, cancelled: Any) -> Any:
-    try:
-        for name, data in turn_events(turn, stream=True, cancelled=cancelled):
-            if name == "done" and key is not None:
-                idempotency.complete(turn.user_id, key, data)
-            yield name, data
-    except Exception:
-        if key is not None:
-            idempotency.release(turn.user_id, key)
-        raise
+    outcome = admit(user, lambda: begin_turn(user, body), key=key, request_body=raw)
+    if isinstance(outcome, dict):
+        return _replay(outcome) if _wants_stream(body) else outcome
+    return sse_response(outcome.events) if _wants_stream(body) else outcome.answer()
 
 
 def _replay(stored: dict[str, Any]) -> ResponseReturnValue:

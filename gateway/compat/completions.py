@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.errors import ValidationFailed
+from gateway.auth.guard import current_user
+from gateway.chat.recorder import Turn
+from gateway.chat.schemas import ChatBody
+from gateway.chat.service import begin_turn, unstored_turn
+from gateway.errors import NotFoundError, ValidationFailed
 from gateway.llm import Message as LLMMessage
 from gateway.runtime import llm_registry
 
@@ -188,3 +192,32 @@ def openai_error_body(error: dict[str, Any]) -> dict[str, Any]:
         "param": None,
         "code": error["type"],
     }
+
+
+# Keeps the exchange as a conversation: "new", or the id of one of the caller's conversations.
+CONVERSATION_HEADER = "X-Conversation-Id"
+
+
+def start_completion(request: CompletionRequest, headers: Mapping[str, str]) -> Turn:
+    """The turn for an OpenAI-style request: stored when the conversation header asks for it."""
+    prompt, system, history, prompts = split_messages(request)
+    provider, model = resolve_model(request.model)
+    user = current_user()
+    keep = headers.get(CONVERSATION_HEADER)
+    if not keep:
+        return unstored_turn(
+            user, prompt, history=(history, prompts), provider=provider, model=model, system=system
+        )
+    body = ChatBody(
+        message=prompt, conversation_id=_conversation_id(keep), provider=provider, model=model
+    )
+    return begin_turn(user, body, history=(history, prompts), system=system)
+
+
+def _conversation_id(value: str) -> uuid.UUID | None:
+    if value == "new":
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise NotFoundError("Conversation not found.") from None
