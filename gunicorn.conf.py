@@ -42,6 +42,9 @@ max_requests_jitter = 500
 accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+# gunicorn 27's control socket has one default path per user ($HOME/.gunicorn/gunicorn.ctl):
+# two gateways on one host (replicas, tests, a benchmark) would answer each other's commands.
+control_socket_disable = True
 
 
 def on_starting(server):
