@@ -200,7 +200,7 @@ def test_tools_list_changed_refreshes_the_cached_list(make_hub, protocol):
 
     assert echo_description() == "Echo the text back."
     hub.call_tool("test", "change_tools", {"description": "Echo, changed."})
-    assert wait_until(lambda: echo_description() == "Echo, changed.", timeout=3)
+    assert wait_until(lambda: echo_description() == "Echo, changed.", timeout=10)
 
 
 def test_pinning_hook_sees_every_listing_and_decides_what_is_exposed(make_hub):
