@@ -14,7 +14,10 @@ from sqlalchemy import text
 from gateway import create_app
 from gateway.database import upgrade_database
 from gateway.extensions import db
+from gateway.mcp import MCPHub
 from gateway.runtime import close_runtime
+from tests.fakes.fake_llm import FakeLLM
+from tests.fakes.llm_settings import Providers
 
 ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 TEST_SECRET = "test-secret-" + "x" * 40
@@ -106,6 +109,38 @@ def app(database_url: str):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture(scope="module")
+def fake():
+    """The fake LLM upstream (Anthropic and OpenAI wire formats), one per test module."""
+    with FakeLLM() as server:
+        yield server
+
+
+@pytest.fixture
+def providers(fake):
+    """Providers aimed at ``fake``; their SDK clients are closed afterwards."""
+    fake.reset()
+    made = Providers(fake)
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def make_hub():
+    """MCP hubs for tests that break their servers; all closed at the end."""
+    hubs: list[MCPHub] = []
+
+    def make(*configs, **options):
+        options.setdefault("first_use_wait", 10)
+        options.setdefault("backoff_initial", 0.1)
+        hubs.append(MCPHub(configs, **options))
+        return hubs[-1]
+
+    yield make
+    for hub in hubs:
+        hub.close()
 
 
 @pytest.fixture(autouse=True)

@@ -11,8 +11,8 @@ from gateway.agent import complete_turn, run_turn
 from gateway.errors import ToolUnavailable, UpstreamError
 from gateway.llm import ChatRequest, Message, ModelPrice, wire_name
 from gateway.tools import Tool, ToolResult
-from tests.fakes.fake_llm import FakeLLM, Script, call_tool, call_tools, fail, reply
-from tests.fakes.llm_settings import APIS, Providers
+from tests.fakes.fake_llm import Script, call_tool, call_tools, fail, reply
+from tests.fakes.llm_settings import APIS
 
 CLOCK = Tool(
     "time",
@@ -22,20 +22,6 @@ CLOCK = Tool(
 )
 CLOCK_WIRE = wire_name(CLOCK)
 STREAMS = pytest.mark.parametrize("stream", [False, True], ids=["complete", "stream"])
-
-
-@pytest.fixture(scope="module")
-def fake():
-    with FakeLLM() as server:
-        yield server
-
-
-@pytest.fixture
-def providers(fake):
-    fake.reset()
-    made = Providers(fake)
-    yield made
-    made.close()
 
 
 class Runner:

@@ -16,13 +16,7 @@ from gateway.runtime import close_runtime
 from tests.chat_setup import chat_settings, write_mcp_config
 from tests.conftest import test_settings
 from tests.factories import create_account, create_conversation
-from tests.fakes.fake_llm import FakeLLM, call_tool, fail, reply
-
-
-@pytest.fixture(scope="module")
-def fake():
-    with FakeLLM() as server:
-        yield server
+from tests.fakes.fake_llm import call_tool, fail, reply
 
 
 @pytest.fixture(scope="module")

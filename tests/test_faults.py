@@ -28,12 +28,6 @@ pytestmark = pytest.mark.fault
 
 
 @pytest.fixture(scope="module")
-def fake():
-    with FakeLLM() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def mcp_config(tmp_path_factory):
     return write_mcp_config(tmp_path_factory.mktemp("mcp"))
 

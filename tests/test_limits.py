@@ -20,7 +20,7 @@ from gateway.runtime import close_runtime
 from tests.chat_setup import chat_settings, write_mcp_config
 from tests.conftest import test_settings
 from tests.factories import create_account
-from tests.fakes.fake_llm import FakeLLM, reply
+from tests.fakes.fake_llm import reply
 from tests.live_server import free_port
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -31,12 +31,6 @@ def _redis_up() -> bool:
         return bool(redis.Redis.from_url(REDIS_URL, socket_timeout=0.5).ping())
     except redis.RedisError:
         return False
-
-
-@pytest.fixture(scope="module")
-def fake():
-    with FakeLLM() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

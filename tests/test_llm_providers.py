@@ -10,7 +10,7 @@ import pytest
 from gateway.errors import UpstreamError, UpstreamTimeout
 from gateway.llm import ChatRequest, Message, ToolCall, wire_name
 from gateway.tools import Tool, ToolResult
-from tests.fakes.fake_llm import FakeLLM, call_tool, fail, reply
+from tests.fakes.fake_llm import call_tool, fail, reply
 from tests.fakes.llm_settings import APIS, Providers, closed_url
 
 CLOCK = Tool(
@@ -21,20 +21,6 @@ CLOCK = Tool(
 )
 CLOCK_CALL = ToolCall(id="call_1", name="time__get_current_time", arguments={"timezone": "UTC"})
 HELLO = ChatRequest(messages=(Message.user("Say hello"),), system="Be brief.", max_tokens=64)
-
-
-@pytest.fixture(scope="module")
-def fake():
-    with FakeLLM() as server:
-        yield server
-
-
-@pytest.fixture
-def providers(fake):
-    fake.reset()
-    made = Providers(fake)
-    yield made
-    made.close()
 
 
 @pytest.mark.parametrize("api", APIS)

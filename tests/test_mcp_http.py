@@ -6,7 +6,6 @@ import time
 import pytest
 
 from gateway.errors import ToolUnavailable
-from gateway.mcp import MCPHub
 from tests.fakes.mcp_helpers import free_port, http_server, server_config, wait_until
 
 
@@ -19,21 +18,6 @@ def port():
     port = free_port()
     with http_server(port):
         yield port
-
-
-@pytest.fixture
-def make_hub():
-    hubs: list[MCPHub] = []
-
-    def make(*configs, **options):
-        options.setdefault("first_use_wait", 10)
-        options.setdefault("backoff_initial", 0.1)
-        hubs.append(MCPHub(configs, **options))
-        return hubs[-1]
-
-    yield make
-    for h in hubs:
-        h.close()
 
 
 @pytest.mark.parametrize(

@@ -35,22 +35,6 @@ def hub():
     hub.close()
 
 
-@pytest.fixture
-def make_hub():
-    """Hubs for tests that break their servers; all closed at the end."""
-    hubs: list[MCPHub] = []
-
-    def make(*configs, **options):
-        options.setdefault("first_use_wait", 10)
-        options.setdefault("backoff_initial", 0.1)
-        hubs.append(MCPHub(configs, **options))
-        return hubs[-1]
-
-    yield make
-    for h in hubs:
-        h.close()
-
-
 def test_lists_tools_of_every_ready_server(hub):
     names = {t.qualified_name for t in hub.list_tools()}
     assert {"test__add", "test__echo", "time__get_current_time", "time__convert_time"} <= names

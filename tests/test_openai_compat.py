@@ -8,16 +8,10 @@ import requests
 
 from tests.chat_setup import chat_env, write_mcp_config
 from tests.conftest import TEST_SECRET
-from tests.fakes.fake_llm import FakeLLM, call_tool, reply
+from tests.fakes.fake_llm import call_tool, reply
 from tests.live_server import gunicorn
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def fake():
-    with FakeLLM() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
