@@ -38,5 +38,7 @@ format: $(VENV)/.dev-installed ## Format the code (ruff)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+include bench.mk
+
 clean: ## Remove the virtualenv, caches and the development database
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache
