@@ -942,6 +942,12 @@ def main() -> None:
     )
     ap.add_argument("--out", default=str(HERE / "results"))
     ap.add_argument("--warmup", type=float, default=2.0)
+    ap.add_argument(
+        "--serve",
+        type=float,
+        default=0,
+        help="only start the targets, print them and keep them up this many seconds (to profile)",
+    )
     a = ap.parse_args()
     for tool in ("wrk", "nginx"):
         if not shutil.which(tool):
@@ -953,6 +959,8 @@ def main() -> None:
     if unknown:
         sys.exit(f"unknown scenarios {sorted(unknown)}; known: {', '.join(SCENARIOS)}")
     raise_fd_limit()
+    # SIGTERM (timeout, CI) must still stop what we started and drop the databases.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))
     tmp = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
     peers_tmp = Path(os.environ.get("PEERS_TMP", "/tmp/peers"))
     procs = Processes(tmp)
@@ -969,6 +977,11 @@ def main() -> None:
         targets = [direct, gateway, gateway_chat, reference]
         if a.peers:
             targets += peer_targets(peers_tmp)
+        if a.serve:
+            for t in targets:
+                say(f"serve {t.name} {t.url} token={t.token} pid={t.pid}")
+            time.sleep(a.serve)
+            return
         plan: dict[tuple[str, str], Target] = {}
         for sn in scenarios:
             sc = SCENARIOS[sn]
