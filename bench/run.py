@@ -503,9 +503,22 @@ def start_gateway(
         BIND=f"127.0.0.1:{args.gateway_port}",
         LOG_LEVEL=os.environ.get("LOG_LEVEL", "INFO"),
     )
-    for key in ("LLM_PROVIDER_FALLBACK", "ANTHROPIC_API_KEY", "MOCK_AUTH"):
+    for key in ("LLM_FALLBACK_PROVIDER", "ANTHROPIC_API_KEY", "MOCK_AUTH"):
         env.pop(key, None)
-    cmd = [str(Path(sys.executable)), "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]
+    # Variants for diagnosis (--gateway-env ROUTING_SEMANTIC=false); recorded in the results.
+    env.update(kv.split("=", 1) for kv in args.gateway_env)
+    # gunicorn 27's control socket defaults to one path per user ($HOME/.gunicorn/gunicorn.ctl):
+    # every master on the box binds the same one, and a "shutdown" meant for another
+    # instance lands here (seen: SIGTERM mid-run). The benchmark's masters do without it.
+    cmd = [
+        str(Path(sys.executable)),
+        "-m",
+        "gunicorn",
+        "-c",
+        "gunicorn.conf.py",
+        "--no-control-socket",
+        "wsgi:app",
+    ]
     proc = procs.start("gateway", cmd, env)
     base = f"http://127.0.0.1:{args.gateway_port}"
     wait_http(f"{base}/health/ready", 120, proc, tmp / "gateway.log")
@@ -565,6 +578,7 @@ def start_reference(procs: Processes, tmp: Path, args: argparse.Namespace, db_ur
         "500",
         "--error-logfile",
         "-",
+        "--no-control-socket",
         "bench.reference_app:create_app()",
     ]
     proc = procs.start("reference", cmd, env)
@@ -943,6 +957,13 @@ def main() -> None:
     ap.add_argument("--out", default=str(HERE / "results"))
     ap.add_argument("--warmup", type=float, default=2.0)
     ap.add_argument(
+        "--gateway-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for the gateway (a variant to diagnose, e.g. ROUTING_SEMANTIC=false)",
+    )
+    ap.add_argument(
         "--serve",
         type=float,
         default=0,
@@ -959,8 +980,13 @@ def main() -> None:
     if unknown:
         sys.exit(f"unknown scenarios {sorted(unknown)}; known: {', '.join(SCENARIOS)}")
     raise_fd_limit()
+
     # SIGTERM (timeout, CI) must still stop what we started and drop the databases.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))
+    def terminate(*_: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the clean-up
+        sys.exit("terminated")
+
+    signal.signal(signal.SIGTERM, terminate)
     tmp = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
     peers_tmp = Path(os.environ.get("PEERS_TMP", "/tmp/peers"))
     procs = Processes(tmp)
@@ -1032,6 +1058,7 @@ def main() -> None:
             f"{os.environ.get('DB_POOL_SIZE', '5')}+{os.environ.get('DB_MAX_OVERFLOW', '5')}, "
             f"ENVIRONMENT=production, LOG_LEVEL={os.environ.get('LOG_LEVEL', 'INFO')}, "
             f"routing on (semantic), MCP: mcp-server-time (stdio)"
+            + (f"; variant: {' '.join(a.gateway_env)}" if a.gateway_env else "")
         )
         meta: dict[str, Any] = {
             "started": started,
