@@ -955,6 +955,9 @@ def main() -> None:
         help="PostgreSQL server for the throwaway databases",
     )
     ap.add_argument("--out", default=str(HERE / "results"))
+    ap.add_argument(
+        "--name", help="results file name (default: latest, or latest-peers with --peers)"
+    )
     ap.add_argument("--warmup", type=float, default=2.0)
     ap.add_argument(
         "--gateway-env",
@@ -1086,7 +1089,7 @@ def main() -> None:
         md = markdown(summary, meta, checks)
         out = Path(a.out)
         out.mkdir(parents=True, exist_ok=True)
-        name = "latest-peers" if a.peers else "latest"
+        name = a.name or ("latest-peers" if a.peers else "latest")
         (out / f"{name}.json").write_text(
             json.dumps(
                 {"meta": meta, "summary": summary, "targets_met": checks, "results": results},
