@@ -983,6 +983,9 @@ def main() -> None:
     if unknown:
         sys.exit(f"unknown scenarios {sorted(unknown)}; known: {', '.join(SCENARIOS)}")
     raise_fd_limit()
+    for port in (a.gateway_port, a.reference_port):
+        if port_busy(port):
+            sys.exit(f"port {port} is busy: another benchmark (or --serve) still running?")
 
     # SIGTERM (timeout, CI) must still stop what we started and drop the databases.
     def terminate(*_: Any) -> None:
