@@ -45,6 +45,7 @@ format: $(VENV)/.dev-installed ## Format the code (ruff)
 	$(BIN)/ruff format .
 
 include routing.mk
+include bench.mk
 
 clean: ## Remove the virtualenv, caches and the development database
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache

@@ -111,7 +111,7 @@ def unstored_turn(
     system: str | None,
 ) -> Turn:
     """A turn that is answered but not kept."""
-    return Turn(
+    turn = Turn(
         user_id=user.id,
         conversation_id=None,
         user_message_id=None,
@@ -123,6 +123,11 @@ def unstored_turn(
         servers=(),
         system=system,
     )
+    # Authentication read the caller's API key: end that transaction now, or its pooled
+    # connection stays checked out for the whole upstream call (or stream), and a few
+    # dozen slow turns exhaust the pool.
+    db.session.close()
+    return turn
 
 
 def _run_tool(call: LLMToolCall) -> ToolResult:
