@@ -85,4 +85,6 @@ def worker_exit(server, worker):
     """Stop this worker's MCP server processes and close its LLM clients."""
     from gateway.runtime import close_runtime
 
-    close_runtime(worker.wsgi)
+    app = getattr(worker, "wsgi", None)  # absent when the worker failed to boot
+    if app is not None:
+        close_runtime(app)

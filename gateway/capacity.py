@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 # Above this share of the server's connections there is no room for a second replica,
 # migrations or an operator's psql.
 WARN_SHARE = 0.8
+# A request holds a connection only around its database work, never while the model or a
+# tool answers (seconds), so many threads share one connection; past this many they queue.
+THREADS_PER_CONNECTION = 8
 
 
 @dataclass(frozen=True)
@@ -59,11 +62,11 @@ class Capacity:
                 f"the workers' pools may use {self.needed} of PostgreSQL's {self.available} "
                 "connections: little room for replicas, migrations or psql"
             )
-        if self.threads > self.per_worker:
+        if self.threads > THREADS_PER_CONNECTION * self.per_worker:
             warnings.append(
-                f"GUNICORN_THREADS={self.threads} exceeds DB_POOL_SIZE + DB_MAX_OVERFLOW = "
-                f"{self.per_worker}: under load, requests wait DB_POOL_TIMEOUT for a connection "
-                "and then answer 503"
+                f"GUNICORN_THREADS={self.threads} exceeds {THREADS_PER_CONNECTION} x "
+                f"(DB_POOL_SIZE + DB_MAX_OVERFLOW) = {THREADS_PER_CONNECTION * self.per_worker}: "
+                "under load, requests wait DB_POOL_TIMEOUT for a connection and then answer 503"
             )
         return errors, warnings
 

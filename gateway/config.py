@@ -270,5 +270,6 @@ def gunicorn_counts(environ: Mapping[str, str] | None = None) -> tuple[int, int]
     """Worker processes and threads per worker, from GUNICORN_WORKERS and GUNICORN_THREADS."""
     env = os.environ if environ is None else environ
     workers = _parse_int("GUNICORN_WORKERS", env.get("GUNICORN_WORKERS", "2"), minimum=1)
-    threads = _parse_int("GUNICORN_THREADS", env.get("GUNICORN_THREADS", "8"), minimum=1)
+    # Threads mostly wait on the model: a streamed turn uses two, so 2 x 64 serve ~64 streams.
+    threads = _parse_int("GUNICORN_THREADS", env.get("GUNICORN_THREADS", "64"), minimum=1)
     return workers, threads

@@ -52,3 +52,6 @@ def configure_logging(level: str, fmt: str) -> None:
         root.addHandler(handler)
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     root.setLevel(level)
+    # The SDKs' HTTP clients log every request at INFO: our access and routing lines say more.
+    for noisy in ("httpx", "httpx2"):
+        logging.getLogger(noisy).setLevel(logging.NOTSET if level == "DEBUG" else logging.WARNING)

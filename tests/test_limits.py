@@ -11,7 +11,7 @@ import redis
 from sqlalchemy import select
 
 from gateway import create_app
-from gateway.capacity import Capacity, check_capacity, server_limits
+from gateway.capacity import THREADS_PER_CONNECTION, Capacity, check_capacity, server_limits
 from gateway.config import ConfigError, Settings, gunicorn_counts
 from gateway.database import upgrade_database
 from gateway.extensions import db
@@ -167,8 +167,8 @@ def test_the_default_configuration_fits_the_real_postgresql(app):
     assert workers * (settings.db_pool_size + settings.db_max_overflow) <= (
         max_connections - reserved
     )
-    # Every gthread thread can hold a connection: none waits on the pool.
-    assert threads <= settings.db_pool_size + settings.db_max_overflow
+    # Connections are held only around database work, so threads share them.
+    assert threads <= THREADS_PER_CONNECTION * (settings.db_pool_size + settings.db_max_overflow)
 
 
 def test_pools_larger_than_the_server_refuse_to_start(app):
@@ -180,8 +180,8 @@ def test_pools_larger_than_the_server_refuse_to_start(app):
 def test_more_threads_than_connections_is_a_warning(app, caplog):
     settings = Settings(db_pool_size=2, db_max_overflow=0)
     with app.app_context(), caplog.at_level(logging.WARNING, logger="gateway.capacity"):
-        check_capacity(db.engine, settings, workers=2, threads=8)
-    assert any("GUNICORN_THREADS=8 exceeds" in r.getMessage() for r in caplog.records)
+        check_capacity(db.engine, settings, workers=2, threads=32)
+    assert any("GUNICORN_THREADS=32 exceeds" in r.getMessage() for r in caplog.records)
 
 
 def test_capacity_arithmetic():
