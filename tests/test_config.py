@@ -111,3 +111,19 @@ def test_gunicorn_refuses_to_start_with_one_clear_line(tmp_path):
     assert len(errors) == 1, proc.stderr
     assert "start-up failed: ENVIRONMENT: must be one of" in errors[0]
     assert "Traceback" not in proc.stderr
+
+
+def test_production_refuses_the_offline_provider_unless_enabled():
+    from gateway.runtime import llm_settings_from
+
+    assert llm_settings_from(settings_from_env(PRODUCTION)).configured() == ()
+    enabled = settings_from_env({**PRODUCTION, "LLM_ALLOW_OFFLINE": "true"})
+    assert llm_settings_from(enabled).configured() == ("offline",)
+    assert llm_settings_from(settings_from_env({})).configured() == ("offline",)
+
+
+def test_a_bad_llm_setting_is_a_one_line_start_up_error():
+    from gateway.runtime import llm_settings_from
+
+    with pytest.raises(ConfigError, match="LLM settings"):
+        llm_settings_from(settings_from_env({"LLM_PROVIDER": "nonesuch"}))
