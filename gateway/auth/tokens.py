@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from flask import jsonify
 from flask_jwt_extended import create_access_token, create_refresh_token, decode_token
 from sqlalchemy import delete, select
+from sqlalchemy.orm import joinedload
 
 from gateway.errors import NotFoundError, envelope
 from gateway.extensions import db, jwt
@@ -158,7 +159,9 @@ def revoke_api_key(user: User, key_id: uuid.UUID) -> None:
 
 def user_for_api_key(secret: str) -> User | None:
     """The active owner of a valid, unexpired, unrevoked key."""
-    key = db.session.scalar(select(ApiKey).where(ApiKey.key_hash == _hash_key(secret)))
+    key = db.session.scalar(
+        select(ApiKey).options(joinedload(ApiKey.user)).where(ApiKey.key_hash == _hash_key(secret))
+    )
     now = utcnow()
     if key is None or key.revoked_at is not None:
         return None
