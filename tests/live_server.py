@@ -79,6 +79,18 @@ def gunicorn(
                 process.wait()
 
 
+def gunicorn_start_up(env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run gunicorn in the foreground, for start-ups that must fail; output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+        cwd=ROOT,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def served_by(server: LiveServer, method: str, path: str, status: int) -> set[str]:
     """Pids of the workers whose access log shows this request line."""
     pattern = rf"\[(\d+)\] gateway\.access: {method} {re.escape(path)} {status} "

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from gateway.config import ConfigError, gunicorn_counts, settings_from_env
+from tests.live_server import gunicorn_start_up
 
 STRONG = "s" * 40
 PRODUCTION = {
@@ -98,14 +97,7 @@ def test_bad_worker_counts_are_refused(env, message):
 
 def test_gunicorn_refuses_to_start_with_one_clear_line(tmp_path):
     env = {**os.environ, "ENVIRONMENT": "staging", "BIND": "127.0.0.1:0"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = gunicorn_start_up(env)
     assert proc.returncode != 0
     errors = [line for line in proc.stderr.splitlines() if "ENVIRONMENT" in line]
     assert len(errors) == 1, proc.stderr

@@ -194,10 +194,8 @@ def test_capacity_arithmetic():
 
 
 def test_gunicorn_refuses_to_start_with_a_configuration_that_cannot_fit(make_database):
-    import subprocess
-    import sys
 
-    from tests.live_server import ROOT
+    from tests.live_server import ROOT, gunicorn_start_up
 
     env = {
         "ENVIRONMENT": "test",
@@ -210,13 +208,6 @@ def test_gunicorn_refuses_to_start_with_a_configuration_that_cannot_fit(make_dat
         "MCP_CONFIG": str(ROOT / "tests" / "fixtures" / "mcp_none.json"),
         "PATH": "/usr/bin:/bin",
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = gunicorn_start_up(env)
     assert done.returncode != 0
     assert "50 x 10 = 500 connections" in done.stdout + done.stderr
