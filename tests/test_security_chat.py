@@ -70,6 +70,8 @@ def secret_chat(database_url, tmp_path, app, caplog):
         settings["llm_env"] = {**settings["llm_env"], "LLM_FALLBACK_PROVIDER": "anthropic"}
         overrides = test_settings(with_password, **settings)
         overrides["jwt_secret_key"] = SECRETS["jwt"]
+        # DEBUG for the app too: the SDKs' HTTP clients only log below INFO then.
+        overrides["log_level"] = "DEBUG"
         caplog.set_level(logging.DEBUG)
         chat = create_app(overrides)
         yield chat, fake
