@@ -315,6 +315,9 @@ class ServerSession:
         """Follow tools/list_changed on 2026-07-28 sessions, which send it only to subscribers."""
         try:
             async with client.listen(tools_list_changed=True) as sub:
+                # A change between the first listing and this subscription sent its
+                # notification to nobody: list once more now that we are subscribed.
+                self._schedule_refresh()
                 async for _event in sub:
                     self._schedule_refresh()
         except Exception as exc:
