@@ -70,8 +70,9 @@ def test_a_json_subtype_is_accepted_as_json(client, alice):
 
 @pytest.mark.parametrize(
     "value",
+    # (A value with CR/LF cannot even be sent: HTTP clients and servers refuse it first.)
     [
-        "abc\r\nSet-Cookie: stolen=1",
+        "abc; Set-Cookie: stolen=1",
         "x" * 129,
         "<script>alert(1)</script>",
         "id with spaces",
@@ -80,10 +81,7 @@ def test_a_json_subtype_is_accepted_as_json(client, alice):
     ],
 )
 def test_a_hostile_request_id_is_replaced_not_echoed(client, value):
-    try:
-        response = client.get("/health", headers={"X-Request-ID": value})
-    except ValueError:
-        pytest.skip("the test client itself refuses this header value")
+    response = client.get("/health", headers={"X-Request-ID": value})
     echoed = response.headers["X-Request-ID"]
     assert echoed != value
     assert len(echoed) == 32 and echoed.isalnum()
