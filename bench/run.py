@@ -502,6 +502,10 @@ def start_gateway(
         MCP_CONFIG=str(HERE / "mcp_servers.json"),
         BIND=f"127.0.0.1:{args.gateway_port}",
         LOG_LEVEL=os.environ.get("LOG_LEVEL", "INFO"),
+        # One API key drives the whole load: the per-user chat rate and concurrency limits
+        # (a policy, 30 turns a minute and 3 at once by default) would answer 429s instead.
+        CHAT_RATE_LIMIT="0",
+        CHAT_MAX_CONCURRENT="0",
     )
     for key in ("LLM_FALLBACK_PROVIDER", "ANTHROPIC_API_KEY", "MOCK_AUTH"):
         env.pop(key, None)
