@@ -170,23 +170,26 @@ def test_an_exhausted_pool_is_a_503_not_a_401(database_url, fake, mcp_config, ap
 def chat_client(database_url, fake, mcp_config, app):
     chat = create_app(test_settings(database_url, **chat_settings(fake.url, mcp_config)))
     fake.reset()
-    yield chat.test_client(), create_account(app)
+    # An admin, so that /mcp/servers shows each server's pid.
+    yield chat.test_client(), create_account(app, role="admin")
     close_runtime(chat)
 
 
-def _wait_ready(client, account, server: str) -> None:
+def _wait_ready(client, account, server: str, *, not_pid: int | None = None) -> int:
+    """Wait until ``server`` is ready (with a process other than ``not_pid``); its pid."""
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         servers = client.get("/mcp/servers", headers=account.headers).get_json()["servers"]
-        if any(s["name"] == server and s["state"] == "ready" for s in servers):
-            return
+        for s in servers:
+            if s["name"] == server and s["state"] == "ready" and s["pid"] != not_pid:
+                return s["pid"]
         time.sleep(0.1)
     raise AssertionError(f"{server} did not become ready")
 
 
 def test_mcp_stdio_server_killed_mid_call_gives_an_error_result_and_recovers(chat_client, fake):
     client, account = chat_client
-    _wait_ready(client, account, "calc")
+    crashed_pid = _wait_ready(client, account, "calc")
     fake.script(call_tool("calc__crash", {}), reply("the tool died"))
     response = client.post("/chat", headers=account.headers, json={"message": "@calc crash"})
     assert response.status_code == 200, response.get_json()
@@ -196,8 +199,8 @@ def test_mcp_stdio_server_killed_mid_call_gives_an_error_result_and_recovers(cha
     assert body["message"]["content"] == "the tool died"
     # The model saw the failure as a tool result.
     assert fake.requests[-1].body["messages"][-1]["role"] == "tool"
-    # The hub restarts the server: the next call works.
-    _wait_ready(client, account, "calc")
+    # The hub restarts the server (a new process; the old state may read "ready" for a moment).
+    _wait_ready(client, account, "calc", not_pid=crashed_pid)
     fake.script(call_tool("calc__add", {"a": 1, "b": 2}), reply("3"))
     again = client.post("/chat", headers=account.headers, json={"message": "add 1 and 2"})
     [call] = again.get_json()["tool_calls"]
