@@ -633,6 +633,30 @@ def med(values: list[Any]) -> float | None:
     return statistics.median(values) if values else None
 
 
+def _added(
+    results: list[dict[str, Any]], runs: list[dict[str, Any]], scenario: str, name: str, key: str
+) -> float | None:
+    """Median over rounds of ``key`` minus the direct upstream's ``key`` in the same round."""
+    if name == "direct":
+        return None
+    diffs = []
+    for r in runs:
+        direct = next(
+            (
+                x
+                for x in results
+                if x["scenario"] == scenario
+                and x["target"] == "direct"
+                and x["round"] == r["round"]
+                and "error" not in x
+            ),
+            None,
+        )
+        if direct and r.get(key) is not None and direct.get(key) is not None:
+            diffs.append(r[key] - direct[key])
+    return med(diffs)
+
+
 def summarize(
     results: list[dict[str, Any]], names: list[str], scenarios: list[str]
 ) -> dict[str, Any]:
@@ -661,45 +685,9 @@ def summarize(
             )
             for q in ("p50", "p99"):
                 key = f"{lat}_{q}_ms" if lat else f"{q}_ms"
-                diffs = []
-                for r in runs:
-                    d = next(
-                        (
-                            x
-                            for x in results
-                            if x["scenario"] == sn
-                            and x["target"] == "direct"
-                            and x["round"] == r["round"]
-                            and "error" not in x
-                        ),
-                        None,
-                    )
-                    if d and r.get(key) is not None and d.get(key) is not None and name != "direct":
-                        diffs.append(r[key] - d[key])
-                s[f"added_{q}_ms"] = med(diffs)
-            if sc["tool"] != "wrk":
-                for q in ("p50", "p99"):
-                    diffs = []
-                    for r in runs:
-                        d = next(
-                            (
-                                x
-                                for x in results
-                                if x["scenario"] == sn
-                                and x["target"] == "direct"
-                                and x["round"] == r["round"]
-                                and "error" not in x
-                            ),
-                            None,
-                        )
-                        if (
-                            d
-                            and name != "direct"
-                            and r.get(f"gaps_{q}_ms") is not None
-                            and d.get(f"gaps_{q}_ms") is not None
-                        ):
-                            diffs.append(r[f"gaps_{q}_ms"] - d[f"gaps_{q}_ms"])
-                    s[f"added_gap_{q}_ms"] = med(diffs)
+                s[f"added_{q}_ms"] = _added(results, runs, sn, name, key)
+                if sc["tool"] != "wrk":
+                    s[f"added_gap_{q}_ms"] = _added(results, runs, sn, name, f"gaps_{q}_ms")
             if "ideal" in sc:
                 s["pct_of_ideal"] = 100.0 * s["rps"] / sc["ideal"]
             if sc["tool"] == "held":
