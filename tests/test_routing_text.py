@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.routing.text import (
+    FILE_NEED,
     clauses,
     example_requests,
     implied_needs,
@@ -72,6 +73,25 @@ def test_implied_needs_from_paths_and_urls() -> None:
         "fetch the content of a web page URL"
     ]
     assert implied_needs("what time is it?") == []
+
+
+@pytest.mark.parametrize(
+    ("prompt", "needs_files"),
+    [
+        ("What files are in my /root/music folder?", True),
+        ("write the summary to ~/notes/", True),
+        ("see README.md.", True),
+        (r"open C:\Users\me\notes.txt", True),
+        # Formats that a document, spreadsheet or media tool handles imply no generic file need.
+        ("Read the paper in /root/pdf/WebArena.pdf.", False),
+        ("save it as /root/word/report.docx", False),
+        # Abbreviations and product names are not file names.
+        ("e.g. the U.S. economy", False),
+        ("upgrade to Node.js 22", False),
+    ],
+)
+def test_file_need_from_plain_paths_and_folders_only(prompt: str, needs_files: bool) -> None:
+    assert (FILE_NEED in implied_needs(prompt)) is needs_files
 
 
 def test_example_requests_come_from_the_tool_itself() -> None:

@@ -48,7 +48,7 @@ class RoutingSettings:
     clause_weight: float = 0.9
     # Needs implied by file paths and URLs, scored as extra parts of the prompt (dense stage).
     implied_needs: bool = True
-    implied_weight: float = 0.45
+    implied_weight: float = 0.9
     # Conversation context: earlier user turns, newest first, each counting less.
     history_turns: int = 3
     history_weight: float = 0.5

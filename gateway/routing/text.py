@@ -158,21 +158,49 @@ def clauses(text: str, *, limit: int = 4, min_terms: int = 2) -> list[str]:
     return parts if len(parts) > 1 else []
 
 
-# Needs a prompt implies without naming a tool: a file path means reading or writing files, a
-# URL means fetching a page. Each detected need adds a short request for it, scored like one
-# more part of the prompt. (Relative dates implying "current time" were tried and hurt.)
-_NEEDS = (
-    (
-        re.compile(
-            r"(?:^|[\s'\"(])(?:~?/[\w.\-]+(?:/[\w.\-]*)+|[A-Za-z]:\\[\w\\.\-]+"
-            r"|[\w\-]+\.(?:md|txt|csv|json|pdf|docx?|xlsx?|pptx?|html?|png|jpe?g|py|wav|mp3))"
-        ),
-        "read or write a file in a local directory",
-    ),
-    (re.compile(r"https?://\S+|\bwww\.\S+"), "fetch the content of a web page URL"),
+# Needs a prompt implies without naming a tool: a path to a plain file or a folder means reading
+# or writing files, a URL means fetching a page. Each detected need adds a short request for it,
+# scored like one more part of the prompt. Paths to office documents, spreadsheets, PDFs and media
+# imply nothing here: the prompt names the format, and a format-specific tool is what handles it
+# (measured: counting them too offered file servers where a document server was needed).
+# (Relative dates implying "current time" were tried and hurt.)
+_PATH = re.compile(
+    r"(?:^|(?<=[\s'\"(`]))(~?/[\w.\-]+(?:/[\w.\-]*)*|[A-Za-z]:\\[\w\\.\-]+"
+    r"|[\w\-]+\.[A-Za-z][A-Za-z0-9]{0,4})(?=$|[\s'\",;:)`]|[.!?](?:\s|$))"
 )
+_FORMAT_SPECIFIC = frozenset(
+    """pdf doc docx odt rtf xls xlsx ods csv tsv ppt pptx odp png jpg jpeg gif bmp webp svg tif
+    tiff wav mp3 flac ogg m4a mp4 mov avi mkv webm""".split()
+)
+# A bare name ("notes.txt") counts only with a plain-file extension: "Node.js" or "e.g." do not.
+_PLAIN_EXTENSIONS = frozenset(
+    """md markdown txt log json yaml yml toml ini cfg conf env py ts tsx jsx sh sql xml html htm
+    css ipynb bib tex rst""".split()
+)
+_URL = re.compile(r"https?://\S+|\bwww\.\S+")
+FILE_NEED = "read or write a file in a local directory"
+URL_NEED = "fetch the content of a web page URL"
+
+
+def _is_plain_file_path(path: str) -> bool:
+    """A folder, or a file whose format needs no special tool (text, markdown, code, config)."""
+    path = path.rstrip(".")
+    located = path.startswith(("/", "~")) or "\\" in path
+    name = re.split(r"[/\\]", path.rstrip("/\\"))[-1]
+    if "." not in name:
+        return located
+    extension = name.rsplit(".", 1)[1].lower()
+    if located:
+        return extension not in _FORMAT_SPECIFIC
+    return extension in _PLAIN_EXTENSIONS
 
 
 def implied_needs(text: str) -> list[str]:
-    """Requests implied by file paths and URLs in ``text``."""
-    return [request for pattern, request in _NEEDS if pattern.search(text)]
+    """Requests implied by paths to plain files or folders and by URLs in ``text``."""
+    without_urls = _URL.sub(" ", text)
+    needs = []
+    if any(_is_plain_file_path(m.group(1)) for m in _PATH.finditer(without_urls)):
+        needs.append(FILE_NEED)
+    if _URL.search(text):
+        needs.append(URL_NEED)
+    return needs
