@@ -37,3 +37,30 @@ def test_endpoint_backend_without_url_falls_back_to_lexical() -> None:
     assert encoder_for(settings) is None
     router = Router(load_catalog(FIXTURES / "catalog.json"), settings)
     assert router.route("show the git log").method == "lexical"
+
+
+def test_batched_encoding_matches_one_by_one_and_queries_are_truncated() -> None:
+    encoder = local_encoder()
+    texts = ["weather", "current time in Tokyo", "list the commits of this repository today"]
+    together = encoder.encode(texts, query=False)
+    alone = np.vstack([encoder.encode([t], query=False) for t in texts])
+    assert np.allclose(together, alone, atol=1e-4)
+    long_prompt = "find flights " * 60
+    assert not np.allclose(
+        encoder.encode([long_prompt], query=True), encoder.encode([long_prompt], query=False)
+    )
+    assert np.allclose(
+        encoder.encode([long_prompt], query=True),
+        encoder.encode([" ".join(long_prompt.split()[: encoder.query_max_tokens - 2])], query=True),
+        atol=1e-4,
+    )
+
+
+def test_length_batches_keep_padding_small() -> None:
+    from gateway.routing.encoders import _length_batches
+
+    lengths = [5, 40, 6, 38, 7, 120]
+    batches = _length_batches(lengths, 32)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+    assert [sorted(lengths[i] for i in batch) for batch in batches] == [[5, 6, 7], [38, 40], [120]]
+    assert all(len(batch) <= 2 for batch in _length_batches([10] * 5, 2)[:-1])

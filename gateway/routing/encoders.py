@@ -35,9 +35,19 @@ class MiniLMEncoder:
     floor = 0.1
     ceiling = 0.6
 
-    def __init__(self, *, threads: int = 1, max_tokens: int = 128, batch: int = 32) -> None:
+    def __init__(
+        self,
+        *,
+        threads: int = 1,
+        max_tokens: int = 128,
+        query_max_tokens: int = 48,
+        batch: int = 32,
+    ) -> None:
         self.threads = threads
         self.max_tokens = max_tokens
+        # Encoding cost grows linearly with tokens; a prompt's first 48 tokens carry its routing
+        # signal (measured: no accuracy lost against 128), and long prompts are split into parts.
+        self.query_max_tokens = query_max_tokens
         self.batch = batch
         self._lock = threading.Lock()
         self._session: Any = None
@@ -59,29 +69,23 @@ class MiniLMEncoder:
         self._session = onnxruntime.InferenceSession(
             str(path), options, providers=["CPUExecutionProvider"]
         )
-        tokenizer = BertWordPieceTokenizer(str(VOCAB), lowercase=True, strip_accents=None)
-        tokenizer.enable_truncation(self.max_tokens)
-        self._tokenizer = tokenizer
+        self._tokenizer = BertWordPieceTokenizer(str(VOCAB), lowercase=True, strip_accents=None)
 
     def encode(self, texts: Sequence[str], *, query: bool) -> np.ndarray:
         with self._lock:
             if self._session is None:
                 self._load()
-            # Sort by length so each padded batch wastes little work on padding; a prompt and its
-            # parts differ too much in length to share a batch, so queries go one by one.
-            order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-            batch = 1 if query else self.batch
+            self._tokenizer.enable_truncation(self.query_max_tokens if query else self.max_tokens)
+            encodings = self._tokenizer.encode_batch(list(texts))
             out = np.zeros((len(texts), 384), dtype=np.float32)
-            for start in range(0, len(order), batch):
-                chunk = order[start : start + batch]
-                out[chunk] = self._run([texts[i] for i in chunk])
+            for chunk in _length_batches([len(e.ids) for e in encodings], self.batch):
+                out[chunk] = self._run([encodings[i] for i in chunk])
             return out
 
-    def _run(self, texts: list[str]) -> np.ndarray:
-        encodings = self._tokenizer.encode_batch(texts)
+    def _run(self, encodings: list[Any]) -> np.ndarray:
         width = max(len(e.ids) for e in encodings)
-        ids = np.zeros((len(texts), width), dtype=np.int64)
-        mask = np.zeros((len(texts), width), dtype=np.int64)
+        ids = np.zeros((len(encodings), width), dtype=np.int64)
+        mask = np.zeros((len(encodings), width), dtype=np.int64)
         for row, e in enumerate(encodings):
             ids[row, : len(e.ids)] = e.ids
             mask[row, : len(e.ids)] = 1
@@ -90,6 +94,27 @@ class MiniLMEncoder:
         )[0]
         pooled = (hidden * mask[..., None]).sum(axis=1) / np.maximum(mask.sum(1, keepdims=True), 1)
         return _normalize(pooled.astype(np.float32))
+
+
+def _length_batches(lengths: Sequence[int], size: int, *, waste: float = 0.25) -> list[list[int]]:
+    """Indices grouped into batches of similar length.
+
+    One model call per batch saves the per-call overhead, but every row is padded to the longest
+    one: a batch closes when padding would exceed ``waste`` of its real tokens.
+    """
+    batches: list[list[int]] = []
+    current: list[int] = []
+    real = 0
+    for i in sorted(range(len(lengths)), key=lengths.__getitem__):
+        padded = lengths[i] * (len(current) + 1)
+        if current and (len(current) >= size or padded - real - lengths[i] > waste * padded):
+            batches.append(current)
+            current, real = [], 0
+        current.append(i)
+        real += lengths[i]
+    if current:
+        batches.append(current)
+    return batches
 
 
 @cache
