@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from gateway.routing import Router, RoutingSettings
-from gateway.routing.encoders import encoder_for, local_encoder
+from gateway.routing.encoders import BlendedEncoder, WordLlamaEncoder, encoder_for, local_encoder
 from gateway.routing.evaluate import load_catalog
 
 FIXTURES = Path(__file__).parent / "fixtures" / "routing"
@@ -13,10 +15,10 @@ FIXTURES = Path(__file__).parent / "fixtures" / "routing"
 
 def test_default_router_is_hybrid_with_the_bundled_model() -> None:
     router = Router(load_catalog(FIXTURES / "catalog.json"))
-    prompt = "Is it going to be sunny this weekend in Berlin?"
+    prompt = "what hour is it in Tokyo?"
     assert Router(router.catalog, RoutingSettings(semantic=False)).route(prompt).servers == ()
     decision = router.route(prompt)
-    assert decision.servers == ("weather",)
+    assert decision.servers == ("time",)
     assert decision.method == "hybrid"
     assert router.route("write me a poem about autumn").servers == ()
 
@@ -27,7 +29,7 @@ def test_local_encoder_is_one_per_process_and_normalized() -> None:
     vectors = local_encoder().encode(
         ["current time in Tokyo", "what time is it in Japan"], query=True
     )
-    assert vectors.shape == (2, 384)
+    assert vectors.shape == (2, 384 + 256)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert float(vectors[0] @ vectors[1]) > 0.5
 
@@ -40,7 +42,7 @@ def test_endpoint_backend_without_url_falls_back_to_lexical() -> None:
 
 
 def test_batched_encoding_matches_one_by_one_and_queries_are_truncated() -> None:
-    encoder = local_encoder()
+    encoder = local_encoder("minilm")
     texts = ["weather", "current time in Tokyo", "list the commits of this repository today"]
     together = encoder.encode(texts, query=False)
     alone = np.vstack([encoder.encode([t], query=False) for t in texts])
@@ -64,3 +66,29 @@ def test_length_batches_keep_padding_small() -> None:
     assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
     assert [sorted(lengths[i] for i in batch) for batch in batches] == [[5, 6, 7], [38, 40], [120]]
     assert all(len(batch) <= 2 for batch in _length_batches([10] * 5, 2)[:-1])
+
+
+def test_blend_cosine_is_the_weighted_mean_of_its_models() -> None:
+    texts = ["current time in Tokyo", "what hour is it in Japan", "git commit history"]
+    blend = local_encoder()
+    assert isinstance(blend, BlendedEncoder)
+    joined = blend.encode(texts, query=True)
+    assert np.allclose(np.linalg.norm(joined, axis=1), 1.0, atol=1e-5)
+    expected = sum(
+        weight * (encoder.encode(texts, query=True) @ encoder.encode(texts, query=True).T)
+        for encoder, weight in blend.parts
+    )
+    assert np.allclose(joined @ joined.T, expected, atol=1e-5)
+    static = local_encoder("wordllama")
+    assert isinstance(static, WordLlamaEncoder)
+    vectors = static.encode(texts, query=True)
+    assert float(vectors[0] @ vectors[1]) > float(vectors[0] @ vectors[2])
+
+
+def test_missing_local_model_falls_back_to_lexical(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "wordllama" else real(name)
+    )
+    assert encoder_for(RoutingSettings()) is None
+    assert encoder_for(RoutingSettings(local_model="minilm")) is local_encoder("minilm")

