@@ -5,8 +5,15 @@ from pathlib import Path
 
 import pytest
 
-from gateway.routing import Router
-from gateway.routing.evaluate import evaluate, load_cases, load_catalog, main
+from gateway.routing import Router, RoutingSettings
+from gateway.routing.evaluate import (
+    evaluate,
+    evaluate_learning,
+    learned_from,
+    load_cases,
+    load_catalog,
+    main,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "routing"
 
@@ -44,3 +51,21 @@ def test_alternatives_count_once_and_missing_cases_give_none() -> None:
     result = evaluate(router, cases)
     assert result["tool_recall_at_5"] == 1.0
     assert result["no_tool_accuracy"] is None
+
+
+def test_learning_split_learns_from_one_half_and_scores_the_other() -> None:
+    catalog = load_catalog(FIXTURES / "catalog.json")
+    cases = load_cases(FIXTURES / "cases.jsonl")
+    examples = learned_from(catalog, cases[0::2])
+    learned_prompts = {p for prompts in examples.values() for p in prompts}
+    assert learned_prompts == {c.prompt for c in cases[0::2] if c.tools}
+    assert all("__" in name for name in examples)  # qualified tool names, as the router keys them
+    result = evaluate_learning(catalog, cases, RoutingSettings(semantic=False))
+    # Lexical only ignores learned vectors: the mean of the halves equals the plain metric's mean.
+    halves = [
+        evaluate(Router(catalog, RoutingSettings(semantic=False)), h)
+        for h in (cases[1::2], cases[0::2])
+    ]
+    assert result["server_top1"] == pytest.approx(
+        (halves[0]["server_top1"] + halves[1]["server_top1"]) / 2, abs=1e-3
+    )

@@ -9,6 +9,7 @@ import pytest
 from gateway.routing import Router, RoutingSettings
 from gateway.routing.encoders import BlendedEncoder, WordLlamaEncoder, encoder_for, local_encoder
 from gateway.routing.evaluate import load_catalog
+from gateway.routing.semantic import EmbeddingCache
 
 FIXTURES = Path(__file__).parent / "fixtures" / "routing"
 
@@ -92,3 +93,33 @@ def test_missing_local_model_falls_back_to_lexical(monkeypatch: pytest.MonkeyPat
     )
     assert encoder_for(RoutingSettings()) is None
     assert encoder_for(RoutingSettings(local_model="minilm")) is local_encoder("minilm")
+
+
+def test_learned_examples_move_a_tool_towards_prompts_like_them() -> None:
+    catalog = load_catalog(FIXTURES / "catalog.json")
+    prompt = "any chance I will need an umbrella in Lyon on Saturday?"
+    assert Router(catalog).route(prompt).servers == ()
+    learned = {
+        "weather__get_forecast": [
+            "do I need an umbrella in Berlin tomorrow?",
+            "will I need a jacket in Paris?",
+        ]
+    }
+    assert Router(catalog, examples=learned).route(prompt).servers == ("weather",)
+    assert (
+        Router(catalog, RoutingSettings(learned_examples=0), examples=learned).route(prompt).servers
+        == ()
+    )
+
+
+def test_a_new_example_encodes_one_text_not_the_catalog() -> None:
+    cache = EmbeddingCache()
+    catalog = load_catalog(FIXTURES / "catalog.json")
+    Router(catalog, embedding_cache=cache).warm()
+    first = cache.texts_encoded
+    assert first > 0
+    learned = {"time__get_current_time": ["what hour is it in Lima?"]}
+    Router(catalog, embedding_cache=cache, examples=learned).warm()
+    assert cache.texts_encoded == first + 1
+    Router(catalog, embedding_cache=cache, examples=learned).warm()
+    assert cache.texts_encoded == first + 1

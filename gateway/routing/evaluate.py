@@ -98,6 +98,35 @@ def evaluate(router: Router, cases: Iterable[Case]) -> dict[str, Any]:
     }
 
 
+def learned_from(catalog: Catalog, cases: Iterable[Case]) -> dict[str, list[str]]:
+    """Examples as the gateway learns them: each case's prompt, for every tool it needed."""
+    qualified = {f"{t.server}/{t.name}": t.qualified_name for t in catalog.tools}
+    examples: dict[str, list[str]] = {}
+    for case in cases:
+        for entry in case.tools:
+            name = qualified.get(entry[0])
+            if name:
+                examples.setdefault(name, []).insert(0, case.prompt)  # newest first
+    return examples
+
+
+def evaluate_learning(
+    catalog: Catalog, cases: Sequence[Case], settings: RoutingSettings
+) -> dict[str, Any]:
+    """Learning from use, measured without peeking: learn from one half of the cases, evaluate
+    on the other, then swap; the metrics are the mean of the two runs."""
+    halves = (cases[0::2], cases[1::2])
+    runs = []
+    for learn, test in (halves, halves[::-1]):
+        router = build_router(catalog, settings, examples=learned_from(catalog, learn))
+        router.warm()
+        runs.append(evaluate(router, test))
+    return {
+        key: (round((a + b) / 2, 4) if isinstance(a, float) and isinstance(b, float) else a)
+        for key, a, b in ((k, runs[0][k], runs[1][k]) for k in runs[0])
+    }
+
+
 def _ratio(part: float, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
@@ -109,13 +138,18 @@ def _percentile(sorted_values: Sequence[float], q: float) -> float | None:
     return round(sorted_values[index], 3)
 
 
-def build_router(catalog: Catalog, settings: RoutingSettings) -> Router:
+def build_router(
+    catalog: Catalog,
+    settings: RoutingSettings,
+    *,
+    examples: dict[str, list[str]] | None = None,
+) -> Router:
     """A router with the settings' encoder, if any (imported only when asked for)."""
     if not settings.semantic:
-        return Router(catalog, settings)
+        return Router(catalog, settings, examples=examples)
     from gateway.routing.encoders import encoder_for
 
-    return Router(catalog, settings, encoder=encoder_for(settings))
+    return Router(catalog, settings, encoder=encoder_for(settings), examples=examples)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -125,6 +159,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cases", required=True)
     parser.add_argument("--limit", type=int, default=0, help="only the first N cases")
     parser.add_argument("--semantic", choices=("default", "on", "off"), default="default")
+    parser.add_argument(
+        "--learn-half",
+        action="store_true",
+        help="learn examples from one half of the cases, evaluate on the other (and swap)",
+    )
     args = parser.parse_args(argv)
     settings = RoutingSettings()
     if args.semantic != "default":
@@ -139,9 +178,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Model loading and catalog encoding happen once per catalog, not per decision.
     router.warm()
     router.route("warm up the query encoder")
-    result = evaluate(router, cases)
+    result = (
+        evaluate_learning(catalog, cases, settings) if args.learn_half else evaluate(router, cases)
+    )
     result["index_ms"] = round(index_ms, 1)
     result["method"] = "hybrid" if router.semantic_enabled else "lexical"
+    result["learned"] = "half" if args.learn_half else "none"
     out = sys.stdout
     out.write(
         f"catalog: {args.catalog} ({len(catalog.servers)} servers, {len(catalog.tools)} tools)\n"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import overload
 
@@ -86,9 +88,17 @@ class Router:
         encoder: Encoder | None = None,
         llm_router: LLMRouter | None = None,
         embedding_cache: EmbeddingCache | None = None,
+        examples: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.catalog = catalog
         self.settings = settings or RoutingSettings()
+        # Prompts that earlier led to a successful call of a tool, by qualified tool name: mixed
+        # into the tool's vector, they move it to where real prompts for it land.
+        self.examples = {
+            name: tuple(prompts[: self.settings.learned_examples])
+            for name, prompts in (examples or {}).items()
+            if prompts and self.settings.learned_examples > 0
+        }
         self.llm_router = llm_router
         self.fingerprint = catalog.fingerprint()
         self._servers = [s.name for s in catalog.servers]
@@ -116,7 +126,13 @@ class Router:
                 servers=[[self._server_text(s)] for s in catalog.servers],
                 tools=[self._tool_texts(t) for t in self._tools],
                 # Document texts depend on settings too: key the vectors by both.
-                fingerprint=f"{self.fingerprint}:{int(self.settings.example_requests)}",
+                fingerprint=":".join(
+                    [
+                        self.fingerprint,
+                        str(int(self.settings.example_requests)),
+                        _digest(self.examples),
+                    ]
+                ),
                 embedding_cache=embedding_cache,
             )
 
@@ -154,6 +170,7 @@ class Router:
         texts = [f"{name}: {tool.description}"]
         if self.settings.example_requests:
             texts += example_requests(name, tool.description)
+        texts += self.examples.get(tool.qualified_name, ())
         return texts
 
     def warm(self) -> None:
@@ -370,6 +387,14 @@ def _dense(scores: dict[int, float], size: int) -> np.ndarray:
 
 def _mix_arrays(lexical: np.ndarray, semantic: np.ndarray, s: RoutingSettings) -> np.ndarray:
     return (1 - s.semantic_weight) * lexical + s.semantic_weight * np.asarray(semantic, float)
+
+
+def _digest(examples: Mapping[str, Sequence[str]]) -> str:
+    """A short, stable fingerprint of the learned examples (they change the tool vectors)."""
+    if not examples:
+        return "-"
+    blob = json.dumps(sorted((k, list(v)) for k, v in examples.items()), ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def _ms(started: float) -> float:

@@ -25,38 +25,59 @@ class Encoder(Protocol):
 
 
 class EmbeddingCache:
-    """Document vectors per (encoder, catalog fingerprint), plus a small LRU of query vectors."""
+    """Document vectors per (encoder, catalog fingerprint), the vectors of each document text so
+    that a changed catalog encodes only its new texts, and a small LRU of query vectors."""
 
-    def __init__(self, *, max_catalogs: int = 8, max_queries: int = 2048) -> None:
+    def __init__(
+        self, *, max_catalogs: int = 8, max_queries: int = 2048, max_texts: int = 50_000
+    ) -> None:
         self._lock = threading.Lock()
         self._catalogs: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
         self._queries: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._texts: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
         self.max_catalogs = max_catalogs
         self.max_queries = max_queries
+        self.max_texts = max_texts
         self.document_encodes = 0
+        self.texts_encoded = 0
 
     def documents(
         self, encoder: Encoder, fingerprint: str, groups: Sequence[Sequence[str]]
     ) -> np.ndarray:
-        """One row per group (a document and its example requests), encoded once per catalog."""
+        """One row per group (a document and its example requests), built once per catalog from
+        text vectors that are encoded once per text."""
         key = (encoder.name, fingerprint)
         with self._lock:
             if key in self._catalogs:
                 self._catalogs.move_to_end(key)
                 return self._catalogs[key]
-        flat = [text for group in groups for text in group]
-        vectors = encoder.encode(flat, query=False) if flat else np.zeros((0, 1), np.float32)
-        rows = np.zeros((len(groups), vectors.shape[1]), dtype=np.float32)
-        start = 0
+            known = {
+                t: self._texts[(encoder.name, t)]
+                for group in groups
+                for t in group
+                if (encoder.name, t) in self._texts
+            }
+        missing = list(dict.fromkeys(t for group in groups for t in group if t not in known))
+        if missing:
+            known.update(zip(missing, encoder.encode(missing, query=False), strict=True))
+        width = len(next(iter(known.values()))) if known else 1
+        rows = np.zeros((len(groups), width), dtype=np.float32)
         for row, group in enumerate(groups):
-            rows[row] = vectors[start : start + len(group)].sum(axis=0)
-            start += len(group)
+            for text in group:
+                rows[row] += known[text]
         matrix = _normalize(rows)
         with self._lock:
             self.document_encodes += 1
+            self.texts_encoded += len(missing)
             self._catalogs[key] = matrix
             while len(self._catalogs) > self.max_catalogs:
                 self._catalogs.popitem(last=False)
+            for text in missing:
+                self._texts[(encoder.name, text)] = known[text]
+            for text in known:
+                self._texts.move_to_end((encoder.name, text))
+            while len(self._texts) > self.max_texts:
+                self._texts.popitem(last=False)
         return matrix
 
     def clear_queries(self) -> None:

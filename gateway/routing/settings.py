@@ -64,6 +64,10 @@ class RoutingSettings:
     # Mix generic example requests, built from each tool's own name and description, into its
     # vector; costs three encodes per tool once per catalog.
     example_requests: bool = True
+    # Learning from use: the latest prompts whose turn called a tool successfully are mixed into
+    # that tool's vector, at most this many per tool (0 turns it off); re-read this often (s).
+    learned_examples: int = 20
+    learn_refresh_seconds: float = 60.0
     # Optional LLM router for low-confidence decisions, between these two fused scores.
     llm_router: bool = False
     llm_floor: float = 0.1
