@@ -115,6 +115,24 @@ class ToolCall(db.Model):
     message: Mapped[Message] = relationship(back_populates="tool_calls")
 
 
+class RoutingExample(db.Model):
+    """A prompt whose turn called a tool successfully: routing mixes the latest ones into the
+    tool's vector. Deleted with the tool call, hence with its conversation or user."""
+
+    __tablename__ = "routing_examples"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tool_call_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tool_calls.id", ondelete="CASCADE"), index=True
+    )
+    server: Mapped[str] = mapped_column(String(128))
+    tool: Mapped[str] = mapped_column(String(128))
+    prompt: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = _timestamp()
+
+    __table_args__ = (Index("ix_routing_examples_server_tool_id", "server", "tool", "id"),)
+
+
 class RevokedToken(db.Model):
     """A JWT revoked before its expiry; rows past ``expires_at`` are purged."""
 

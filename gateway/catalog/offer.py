@@ -6,6 +6,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from gateway.catalog.learned import LearnedExamples
 from gateway.catalog.pins import PinCache
 from gateway.catalog.reload import ConfigWatcher
 from gateway.mcp import MCPHub, ServerConfig
@@ -32,20 +33,25 @@ class ToolOffer:
         self._lock = threading.Lock()
         self._key: object = None
         self._router: Router | None = None
+        self.examples = LearnedExamples(settings.learned_examples, settings.learn_refresh_seconds)
 
     def router(self) -> Router:
         """The router over the tools that are usable now (ready servers, approved definitions)."""
         self.watcher.check()
         tools = self.pins.approved(self.hub.list_tools())
         configs = [c for c in self.hub.configs if c.enabled]
+        examples, version = self.examples.current()
         key = (
             tuple((c.name, c.description, c.keywords, c.always) for c in configs),
             tuple((t.server, t.name, t.description) for t in tools),
+            version,
         )
         with self._lock:
             if self._router is None or key != self._key:
                 self._router = Router(
-                    Catalog.build(map(_descriptor, configs), tools), self.settings
+                    Catalog.build(map(_descriptor, configs), tools),
+                    self.settings,
+                    examples=examples,
                 )
                 self._key = key
             return self._router

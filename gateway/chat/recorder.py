@@ -12,7 +12,10 @@ from gateway.extensions import db
 from gateway.llm import ChatEvent, ChatResponse
 from gateway.llm import Message as LLMMessage
 from gateway.llm import ToolCall as LLMToolCall
-from gateway.models import Message, ToolCall, utcnow
+from gateway.models import Message, RoutingExample, ToolCall, utcnow
+
+# Only the start of a long prompt is kept as a routing example (the encoder reads 48 tokens).
+MAX_EXAMPLE_CHARS = 1000
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,8 @@ class TurnRecorder:
 
     turn: Turn
     routing: dict[str, Any] | None
+    # Keep the prompt of every successful tool call as a routing example (learning from use).
+    learn: bool = False
     stored: int = 0
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     _round_text: list[str] = field(default_factory=list)
@@ -138,8 +143,10 @@ class TurnRecorder:
         call, result = event.tool_call, event.result
         assert call is not None and result is not None
         duration_ms = round(event.duration_ms or 0.0)
+        tool_call_id = uuid.uuid4()
         db.session.add(
             ToolCall(
+                id=tool_call_id,
                 message_id=self._round_message_id,
                 user_id=self.turn.user_id,
                 server=call.server or "",
@@ -150,6 +157,16 @@ class TurnRecorder:
                 duration_ms=duration_ms,
             )
         )
+        if self.learn and not result.is_error and call.server:
+            db.session.flush()  # the tool call row first: the example refers to it
+            db.session.add(
+                RoutingExample(
+                    tool_call_id=tool_call_id,
+                    server=call.server,
+                    tool=call.tool or call.name,
+                    prompt=self.turn.prompt[:MAX_EXAMPLE_CHARS],
+                )
+            )
         self._add("tool", tool_result_blocks(call, result))
         self.tool_calls.append(summary_json(event))
         self._commit()

@@ -149,8 +149,11 @@ def turn_events(
     turn: Turn, *, stream: bool, cancelled: Callable[[], bool] | None = None
 ) -> Iterator[ApiEvent]:
     """The turn as API events: routing, tool_call, tool_result, delta, then done."""
+    learn = tool_offer().settings.learned_examples > 0
     recorder: TurnRecorder | UnstoredRecorder = (
-        TurnRecorder(turn, routing=None) if turn.stored else UnstoredRecorder(turn, routing=None)
+        TurnRecorder(turn, routing=None, learn=learn)
+        if turn.stored
+        else UnstoredRecorder(turn, routing=None)
     )
     try:
         yield from _run(turn, recorder, stream=stream, cancelled=cancelled)
