@@ -95,7 +95,7 @@ class Router:
         # Prompts that earlier led to a successful call of a tool, by qualified tool name: mixed
         # into the tool's vector, they move it to where real prompts for it land.
         self.examples = {
-            name: tuple(prompts[: self.settings.learned_examples])
+            name: tuple(mentions(p)[1] for p in prompts[: self.settings.learned_examples])
             for name, prompts in (examples or {}).items()
             if prompts and self.settings.learned_examples > 0
         }

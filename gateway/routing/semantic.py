@@ -29,7 +29,7 @@ class EmbeddingCache:
     that a changed catalog encodes only its new texts, and a small LRU of query vectors."""
 
     def __init__(
-        self, *, max_catalogs: int = 8, max_queries: int = 2048, max_texts: int = 50_000
+        self, *, max_catalogs: int = 8, max_queries: int = 2048, max_texts: int = 20_000
     ) -> None:
         self._lock = threading.Lock()
         self._catalogs: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
@@ -72,9 +72,8 @@ class EmbeddingCache:
             self._catalogs[key] = matrix
             while len(self._catalogs) > self.max_catalogs:
                 self._catalogs.popitem(last=False)
-            for text in missing:
-                self._texts[(encoder.name, text)] = known[text]
-            for text in known:
+            for text, vector in known.items():
+                self._texts[(encoder.name, text)] = vector
                 self._texts.move_to_end((encoder.name, text))
             while len(self._texts) > self.max_texts:
                 self._texts.popitem(last=False)
