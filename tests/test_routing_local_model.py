@@ -123,3 +123,13 @@ def test_a_new_example_encodes_one_text_not_the_catalog() -> None:
     assert cache.texts_encoded == first + 1
     Router(catalog, embedding_cache=cache, examples=learned).warm()
     assert cache.texts_encoded == first + 1
+
+
+def test_learned_prompts_are_mixed_in_without_their_mentions() -> None:
+    catalog = load_catalog(FIXTURES / "catalog.json")
+    router = Router(
+        catalog,
+        RoutingSettings(semantic=False, learned_examples=1),
+        examples={"time__get_current_time": ["@time what hour is it in Lima?", "older prompt"]},
+    )
+    assert router.examples == {"time__get_current_time": ("what hour is it in Lima?",)}
