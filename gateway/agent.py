@@ -87,6 +87,7 @@ def run_turn(
     turn = _Turn(provider, request, fallback, prices or {}, time.perf_counter())
     is_cancelled = cancelled or (lambda: False)
     tools = {wire_name(t): t for t in request.tools}
+    client_names = request.client_tool_names()
     for round_no in range(1, max_tool_rounds + 2):
         if is_cancelled():
             yield turn.done("", "cancelled")
@@ -100,12 +101,18 @@ def run_turn(
             turn.add(Message.assistant(response.text))
             yield turn.done(response.text, response.stop_reason)
             return
-        calls = tuple(_resolve(call, tools) for call in response.tool_calls)
+        calls = tuple(
+            call if call.name in client_names else _resolve(call, tools)
+            for call in response.tool_calls
+        )
         turn.add(Message.assistant(response.text, calls))
+        # Calls to the client's own tools end the turn once the gateway's calls have run.
+        client_calls = tuple(call for call in calls if call.name in client_names)
+        calls = tuple(call for call in calls if call.name not in client_names)
         turn.tool_calls.extend(calls)
         if round_no > max_tool_rounds:
             # Keep the stored history valid: every tool call gets a result.
-            for call in calls:
+            for call in (*calls, *client_calls):
                 turn.add(Message.tool(call.id, ToolResult.error("Not run: tool round limit.")))
             note = f"(Stopped after {max_tool_rounds} rounds of tool calls without a final answer.)"
             text = f"{response.text}\n\n{note}" if response.text else note
@@ -126,6 +133,9 @@ def run_turn(
             )
         for call in calls:
             turn.add(Message.tool(call.id, results[call.id]))
+        if client_calls:
+            yield turn.done(response.text, "client_tool_calls", client_calls=client_calls)
+            return
     raise AssertionError("unreachable: the last round always returns")
 
 
@@ -155,6 +165,11 @@ class _Turn:
     ) -> Generator[ChatEvent, None, ChatResponse | None]:
         """Ask the current provider (once falling back to the fallback); None when cancelled."""
         request = replace(self.request, messages=self.request.messages + tuple(self.added))
+        if self.added and "tool_choice" in request.options:
+            # The client's tool_choice shapes its own request, the first model call; the
+            # rounds the gateway adds after running tools choose freely, or they never end.
+            options = {k: v for k, v in request.options.items() if k != "tool_choice"}
+            request = replace(request, options=options)
         if self.fallback_from is not None:
             request = replace(request, model=None)
         self.partial = []
@@ -207,7 +222,14 @@ class _Turn:
                 close()
         raise UpstreamError(f"{self.provider.name} ended its stream without an answer.")
 
-    def done(self, text: str, stop_reason: StopReason, *, partial: bool = False) -> ChatEvent:
+    def done(
+        self,
+        text: str,
+        stop_reason: StopReason,
+        *,
+        partial: bool = False,
+        client_calls: tuple[ToolCall, ...] = (),
+    ) -> ChatEvent:
         if partial and text:
             self.add(Message.assistant(text))
         response = ChatResponse(
@@ -222,6 +244,7 @@ class _Turn:
             cost_usd=self.cost,
             fallback_from=self.fallback_from,
             messages=tuple(self.added),
+            client_calls=client_calls,
         )
         return ChatEvent(type="done", round=max(self.rounds, 1), response=response)
 

@@ -18,7 +18,7 @@ SECRET_KEYS = (
     "ADMIN_PASSWORD",
     "REDIS_URL",
 )
-LLM_MODEL_KEYS = ("ANTHROPIC_MODEL", "OPENAI_MODEL")
+LLM_MODEL_KEYS = ("ANTHROPIC_MODEL", "OPENAI_MODEL", "ANTHROPIC_MAX_TOKENS", "OPENAI_MAX_TOKENS")
 # A random key is generated for development and test only: production must set its own.
 MIN_SECRET_BYTES = 32
 

@@ -40,6 +40,26 @@ class ValidationFailed(GatewayError):
     description = "The request body is not valid."
 
 
+class InvalidParameter(GatewayError):
+    """A request field the gateway cannot honour: 400, naming the field (OpenAI's ``param``)."""
+
+    code = 400
+    error_type = "invalid_request_error"
+    description = "A request parameter is not supported."
+
+    def __init__(self, description: str, *, param: str) -> None:
+        super().__init__(description)
+        self.param = param
+
+
+class ModelNotFound(GatewayError):
+    """A model id no configured provider lists (OpenAI's ``model_not_found``)."""
+
+    code = 404
+    error_type = "model_not_found"
+    description = "The model does not exist or you do not have access to it."
+
+
 class NotFoundError(GatewayError):
     code = 404
     error_type = "not_found"
@@ -61,6 +81,14 @@ class UpstreamError(GatewayError):
     code = 502
     error_type = "upstream_error"
     description = "The language model provider returned an error."
+
+
+class UpstreamRateLimited(UpstreamError):
+    """The provider answered 429: passed on as a 429 with its ``Retry-After``, so clients wait."""
+
+    code = 429
+    error_type = "rate_limit_exceeded"
+    description = "The language model provider is rate limiting requests."
 
 
 class UpstreamTimeout(GatewayError):

@@ -238,3 +238,22 @@ class TurnLease(db.Model):
     )
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _timestamp()
+
+
+class PendingToolRound(db.Model):
+    """A model round that called both gateway (MCP) tools and a client's own tools.
+
+    The client gets only its calls back and sends only their results; the gateway's calls
+    and results wait here, under each client call id, to be put back into the history of
+    the client's next request (docs/openai-compatibility.md, "Client tools").
+    """
+
+    __tablename__ = "pending_tool_rounds"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    call_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    # {"assistant": [tool_use blocks of every call], "results": [stored tool rows' content]}
+    round: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = _timestamp(index=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,9 @@ class Turn:
     model: str | None
     servers: tuple[str, ...]
     system: str | None = None
+    # ChatRequest fields set by the caller (the /v1 surface: the client's messages as sent,
+    # its options and tools); they replace what the turn would build from ``history``.
+    request_fields: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def stored(self) -> bool:

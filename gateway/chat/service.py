@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 
 from gateway.agent import run_turn
-from gateway.chat import store
+from gateway.chat import pending, store
 from gateway.chat.history import replay, text_blocks
 from gateway.chat.recorder import Turn, TurnRecorder, UnstoredRecorder
 from gateway.errors import UpstreamError, UpstreamTimeout, ValidationFailed
@@ -184,6 +185,8 @@ def _run(
         system=f"{SYSTEM_PROMPT}\n\n{turn.system}" if turn.system else SYSTEM_PROMPT,
         tools=offer.tools,
     )
+    if turn.request_fields:
+        request = replace(request, **turn.request_fields)
     llm = registry.settings
     events = run_turn(
         provider,
@@ -200,6 +203,8 @@ def _run(
         recorder.handle(event)
         if event.type == "done" and event.response is not None:
             done = event.response
+            if done.client_calls:
+                pending.keep_round(turn.user_id, done)
             observe_turn(
                 done.provider,
                 done.model,

@@ -9,6 +9,12 @@ if TYPE_CHECKING:
 
 
 def init_app(app: Flask) -> None:
+    from werkzeug.exceptions import MethodNotAllowed, NotFound
+
+    from gateway.compat.errors import routing_error
     from gateway.compat.views import bp
 
     app.register_blueprint(bp)
+    # Routing fails before a blueprint is chosen: these decide the shape by the path.
+    app.register_error_handler(NotFound, routing_error)
+    app.register_error_handler(MethodNotAllowed, routing_error)

@@ -6,17 +6,21 @@ import json
 import time
 import uuid
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.auth.guard import current_user
+from gateway.chat import pending
 from gateway.chat.recorder import Turn
 from gateway.chat.schemas import ChatBody
 from gateway.chat.service import begin_turn, unstored_turn
-from gateway.errors import NotFoundError, ValidationFailed
-from gateway.llm import Message as LLMMessage
-from gateway.runtime import llm_registry
+from gateway.compat import fields
+from gateway.compat.messages import to_history
+from gateway.errors import InvalidParameter, ModelNotFound, NotFoundError
+from gateway.llm import wire_name
+from gateway.runtime import llm_registry, mcp_hub
 
 FINISH_REASONS = {"max_tokens": "length", "refusal": "content_filter"}
 
@@ -27,60 +31,86 @@ class ChatMessage(BaseModel):
     content: str | list[dict[str, Any]] | None = None
 
 
+class FunctionSpec(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    # OpenAI's rule for function names, which Anthropic's tool names share.
+    name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+
+
+class ClientTool(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: Literal["function"]
+    function: FunctionSpec
+
+
 class CompletionRequest(BaseModel):
-    """The fields we act on; other OpenAI parameters are accepted and ignored."""
+    """The fields the gateway consumes; every other field's fate is in ``compat.fields``."""
 
     model_config = ConfigDict(extra="allow")
     model: str = Field(min_length=1, max_length=200)
     messages: list[ChatMessage] = Field(min_length=1, max_length=1000)
     stream: bool = False
     stream_options: dict[str, Any] | None = None
-    tools: list[Any] | None = None
+    tools: list[ClientTool] | None = Field(default=None, max_length=128)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    n: int | None = Field(default=None, ge=1)
 
-
-def text_of(content: str | list[dict[str, Any]] | None) -> str:
-    if isinstance(content, str):
-        return content
-    return "".join(part.get("text", "") for part in content or [] if part.get("type") == "text")
-
-
-def split_messages(
-    request: CompletionRequest,
-) -> tuple[str, str | None, list[LLMMessage], list[str]]:
-    """The prompt (last user message), the client's system text, earlier messages and prompts."""
-    if request.tools:
-        raise ValidationFailed(
-            "Client-side tools are not supported: the gateway offers and runs MCP tools itself."
-        )
-    if request.messages[-1].role != "user":
-        raise ValidationFailed("The last message must come from the user.")
-    system = "\n\n".join(
-        text_of(m.content) for m in request.messages if m.role in ("system", "developer")
-    )
-    history: list[LLMMessage] = []
-    prompts: list[str] = []
-    for message in request.messages[:-1]:
-        text = text_of(message.content)
-        if message.role == "user":
-            history.append(LLMMessage.user(text))
-            prompts.append(text)
-        elif message.role == "assistant" and text:
-            history.append(LLMMessage.assistant(text))
-    return text_of(request.messages[-1].content), system or None, history, prompts[-3:]
+    def options(self) -> dict[str, Any]:
+        """The fields that go to the provider: all but the ones the gateway consumes."""
+        return fields.options_of(self.model_dump(exclude_unset=True))
 
 
 def resolve_model(model_id: str) -> tuple[str | None, str | None]:
-    """``provider/model``, a listed model, or a model name for the default provider."""
-    rows = llm_registry().list_models()
+    """``provider/model``, a listed model, or the default provider's default (``gateway``).
+
+    An id no provider lists is a 404 ``model_not_found``, unless the operator allows
+    unlisted names (``LLM_ALLOW_UNLISTED_MODELS``): then the default provider gets it.
+    """
+    registry = llm_registry()
+    rows = registry.list_models()
     for row in rows:
         if model_id in (f"{row['provider']}/{row['model']}", row["model"]):
             return row["provider"], row["model"]
+    if model_id in ("gateway", "default"):
+        return None, None
+    if not registry.settings.allow_unlisted_models:
+        raise ModelNotFound(
+            f"The model `{model_id}` does not exist or you do not have access to it."
+        )
     provider, sep, model = model_id.partition("/")
     if sep and provider in {row["provider"] for row in rows}:
         return provider, model
-    if model_id in ("gateway", "default"):
-        return None, None
     return None, model_id
+
+
+def provider_kinds(provider: str | None) -> tuple[fields.ProviderKind, ...]:
+    """The kinds of provider that may answer: the chosen one and its fallback."""
+    registry = llm_registry()
+    name = registry.get(provider).name
+    fallback = registry.fallback_for(name)
+    names = (name, fallback.name) if fallback is not None else (name,)
+    return tuple(n for n in names if n in ("openai", "anthropic", "offline"))  # type: ignore[misc]
+
+
+def client_tools(request: CompletionRequest) -> tuple[dict[str, Any], ...]:
+    """The client's tools as sent; 400 when a name is taken by a gateway (MCP) tool."""
+    if not request.tools:
+        return ()
+    taken = {wire_name(tool) for tool in mcp_hub().list_tools()}
+    names: set[str] = set()
+    for index, tool in enumerate(request.tools):
+        name = tool.function.name
+        if name in taken or name in names:
+            raise InvalidParameter(
+                f"The tool name `{name}` is already taken by "
+                + ("a gateway tool." if name in taken else "another tool of this request."),
+                param=f"tools[{index}].function.name",
+            )
+        names.add(name)
+    return tuple(tool.model_dump(exclude_none=True) for tool in request.tools)
 
 
 def model_list() -> dict[str, Any]:
@@ -98,8 +128,26 @@ def model_list() -> dict[str, Any]:
     }
 
 
+def model_json(model_id: str) -> dict[str, Any]:
+    """One model of ``model_list`` (``GET /v1/models/{id}``); 404 ``model_not_found``."""
+    for model in model_list()["data"]:
+        if model_id in (model["id"], model["id"].partition("/")[2]):
+            return model
+    raise ModelNotFound(f"The model `{model_id}` does not exist or you do not have access to it.")
+
+
+def _finish_reason(result: dict[str, Any]) -> str:
+    if result.get("client_tool_calls"):
+        return "tool_calls"
+    return FINISH_REASONS.get(result["stop_reason"], "stop")
+
+
 def completion_json(result: dict[str, Any], model_id: str) -> dict[str, Any]:
     usage = result["usage"]
+    message: dict[str, Any] = {"role": "assistant", "content": result["message"]["content"]}
+    if result.get("client_tool_calls"):
+        message["content"] = message["content"] or None
+        message["tool_calls"] = result["client_tool_calls"]
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex}",
         "object": "chat.completion",
@@ -108,8 +156,8 @@ def completion_json(result: dict[str, Any], model_id: str) -> dict[str, Any]:
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": result["message"]["content"]},
-                "finish_reason": FINISH_REASONS.get(result["stop_reason"], "stop"),
+                "message": message,
+                "finish_reason": _finish_reason(result),
                 "logprobs": None,
             }
         ],
@@ -161,7 +209,9 @@ def completion_chunks(
             yield f"data: {json.dumps({'error': openai_error_body(data)})}\n\n"
             return
         elif name == "done":
-            yield chunk({}, FINISH_REASONS.get(data["stop_reason"], "stop"))
+            for index, call in enumerate(data.get("client_tool_calls") or ()):
+                yield chunk({"tool_calls": [{"index": index, **call}]})
+            yield chunk({}, _finish_reason(data))
             if include_usage:
                 usage = data["usage"]
                 yield (
@@ -199,19 +249,45 @@ CONVERSATION_HEADER = "X-Conversation-Id"
 
 
 def start_completion(request: CompletionRequest, headers: Mapping[str, str]) -> Turn:
-    """The turn for an OpenAI-style request: stored when the conversation header asks for it."""
-    prompt, system, history, prompts = split_messages(request)
+    """The turn for an OpenAI-style request: stored when the conversation header asks for it.
+
+    Every field is checked against the provider (and fallback) that may answer before
+    anything is stored; the messages go to the model as sent, the last user message is the
+    prompt the router and the conversation store see.
+    """
     provider, model = resolve_model(request.model)
-    user = current_user()
-    keep = headers.get(CONVERSATION_HEADER)
-    if not keep:
-        return unstored_turn(
-            user, prompt, history=(history, prompts), provider=provider, model=model, system=system
+    kinds = provider_kinds(provider)
+    options = request.options()
+    fields.check_fields(options, kinds)
+    messages = to_history([m.model_dump(exclude_unset=True) for m in request.messages], kinds)
+    if messages[-1].role not in ("user", "tool"):
+        raise InvalidParameter(
+            "The last message must be a user message or a tool result.",
+            param=f"messages[{len(messages) - 1}].role",
         )
-    body = ChatBody(
-        message=prompt, conversation_id=_conversation_id(keep), provider=provider, model=model
-    )
-    return begin_turn(user, body, history=(history, prompts), system=system)
+    prompts = [m.content for m in messages if m.role == "user"]
+    prompt = prompts[-1] if prompts else ""
+    user = current_user()
+    fields_for_model = {
+        "messages": tuple(pending.restore(user.id, messages)),
+        "options": options,
+        "client_tools": client_tools(request),
+        # The client's SDK retries (and sees the upstream's status and Retry-After): retrying
+        # here as well would multiply every upstream failure.
+        "max_retries": 0,
+    }
+    keep = headers.get(CONVERSATION_HEADER)
+    history = ([], prompts[-4:-1])
+    if not keep:
+        turn = unstored_turn(
+            user, prompt, history=history, provider=provider, model=model, system=None
+        )
+    else:
+        body = ChatBody(
+            message=prompt, conversation_id=_conversation_id(keep), provider=provider, model=model
+        )
+        turn = begin_turn(user, body, history=history)
+    return replace(turn, request_fields=fields_for_model)
 
 
 def _conversation_id(value: str) -> uuid.UUID | None:

@@ -6,12 +6,13 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import anthropic
 import httpx2
 
+from gateway.compat import fields
 from gateway.errors import GatewayError
 from gateway.llm import base
 from gateway.llm.types import (
@@ -58,9 +59,12 @@ class AnthropicProvider:
         connect_timeout: float = 5.0,
         max_retries: int = 2,
         max_retry_wait: float = base.DEFAULT_MAX_RETRY_WAIT,
+        default_max_tokens: int = 4096,
         name: str = "anthropic",
     ) -> None:
         self.name = name
+        # The Messages API requires a cap: this one when the request has none.
+        self._default_max_tokens = default_max_tokens
         self.default_model = default_model
         self._api_key = api_key
         self._base_url = base_url or DEFAULT_BASE_URL
@@ -98,9 +102,19 @@ class AnthropicProvider:
         params = self._params(request)
         started = time.perf_counter()
         try:
-            message = self.client().messages.create(**params)
+            message = self._client_for(request).messages.create(**params)
         except _SDK_ERRORS as exc:
             raise self._failure(exc) from exc
+        if not isinstance(message, anthropic.types.Message):
+            raise base.protocol_failure(self.label, f"a 200 that is not JSON: {message!r:.200}")
+        try:
+            return self._response(message, params, started)
+        except (AttributeError, TypeError, KeyError) as exc:
+            raise base.protocol_failure(self.label, f"a malformed message ({exc})") from exc
+
+    def _response(
+        self, message: anthropic.types.Message, params: dict[str, Any], started: float
+    ) -> ChatResponse:
         text = "".join(b.text for b in message.content if b.type == "text")
         calls = tuple(
             _tool_call(b.id, b.name, b.input) for b in message.content if b.type == "tool_use"
@@ -119,7 +133,7 @@ class AnthropicProvider:
         params = self._params(request)
         started = time.perf_counter()
         try:
-            sdk_stream = self.client().messages.create(**params, stream=True)
+            sdk_stream = self._client_for(request).messages.create(**params, stream=True)
         except _SDK_ERRORS as exc:
             raise self._failure(exc) from exc
         state = _StreamState(model=params["model"])
@@ -130,6 +144,8 @@ class AnthropicProvider:
                     yield ChatEvent(type="text_delta", text=delta)
         except _SDK_ERRORS as exc:
             raise self._failure(exc) from exc
+        except (AttributeError, TypeError, KeyError) as exc:
+            raise base.protocol_failure(self.label, f"a malformed event ({exc})") from exc
         finally:
             sdk_stream.close()
         if not state.finished:
@@ -147,18 +163,30 @@ class AnthropicProvider:
             ),
         )
 
+    def _client_for(self, request: ChatRequest) -> anthropic.Anthropic:
+        if request.max_retries is None:
+            return self.client()
+        return self.client().with_options(max_retries=request.max_retries)
+
     def _params(self, request: ChatRequest) -> dict[str, Any]:
         params: dict[str, Any] = {
             "model": request.model or self.default_model,
-            "max_tokens": request.max_tokens,
+            "max_tokens": request.max_tokens or self._default_max_tokens,
             "messages": render_messages(request.messages),
         }
-        if request.system:
-            params["system"] = request.system
-        if request.tools:
-            params["tools"] = [render_tool(t) for t in request.tools]
+        # Anthropic has one system prompt: system messages from the history join it, in order.
+        system = [request.system or ""] + [
+            m.content for m in request.messages if m.role == "system"
+        ]
+        if any(system):
+            params["system"] = "\n\n".join(part for part in system if part)
+        tools = [render_tool(t) for t in request.tools]
+        tools += [render_client_tool(t) for t in request.client_tools]
+        if tools:
+            params["tools"] = tools
         if request.temperature is not None:
             params["temperature"] = request.temperature
+        params.update(map_options(request.options))
         return params
 
     def _failure(self, exc: Exception) -> GatewayError:
@@ -167,7 +195,7 @@ class AnthropicProvider:
         if isinstance(exc, anthropic.APIConnectionError):
             return base.connection_failure(self.label, exc)
         if isinstance(exc, anthropic.APIStatusError):
-            return base.status_failure(self.label, exc.status_code, str(exc))
+            return base.status_failure(self.label, exc.status_code, str(exc), exc.response.headers)
         return base.protocol_failure(self.label, exc)
 
 
@@ -241,10 +269,71 @@ def render_tool(tool: Tool) -> dict[str, Any]:
     return {"name": wire_name(tool), "description": tool.description, "input_schema": schema}
 
 
+def render_client_tool(tool: Mapping[str, Any]) -> dict[str, Any]:
+    """A client's Chat Completions function tool as an Anthropic tool definition."""
+    function = tool["function"]
+    schema = dict(function.get("parameters") or {})
+    schema.setdefault("type", "object")
+    rendered = {"name": function["name"], "input_schema": schema}
+    if function.get("description"):
+        rendered["description"] = function["description"]
+    return rendered
+
+
+def map_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """A client's Chat Completions fields as Messages API parameters.
+
+    Only fields ``gateway.compat.fields`` let through for Anthropic arrive here; the mapping
+    is the one documented in docs/openai-compatibility.md.
+    """
+    params: dict[str, Any] = {}
+    cap = options.get("max_completion_tokens") or options.get("max_tokens")
+    if cap:
+        params["max_tokens"] = cap
+    for name in ("temperature", "top_p"):
+        if options.get(name) is not None:
+            params[name] = options[name]
+    stop = options.get("stop")
+    if stop:
+        params["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+    if options.get("user"):
+        params["metadata"] = {"user_id": options["user"]}
+    if options.get("service_tier"):
+        params["service_tier"] = fields.ANTHROPIC_SERVICE_TIERS[options["service_tier"]]
+    output: dict[str, Any] = {}
+    effort = options.get("reasoning_effort")
+    if effort and effort != "none":
+        output["effort"] = fields.ANTHROPIC_EFFORTS[effort]
+    response_format = options.get("response_format") or {}
+    if response_format.get("type") == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema") or {"type": "object"}
+        output["format"] = {"type": "json_schema", "schema": schema}
+    if output:
+        params["output_config"] = output
+    choice = _tool_choice(options.get("tool_choice"))
+    if options.get("parallel_tool_calls") is False:
+        choice = {**(choice or {"type": "auto"}), "disable_parallel_tool_use": True}
+    if choice is not None:
+        params["tool_choice"] = choice
+    return params
+
+
+def _tool_choice(choice: Any) -> dict[str, Any] | None:
+    """OpenAI's tool_choice as Anthropic's: auto, none, required → any, a function → tool."""
+    if choice is None:
+        return None
+    if isinstance(choice, Mapping):
+        name = (choice.get("function") or {}).get("name", "")
+        return {"type": "tool", "name": name}
+    return {"type": {"required": "any"}.get(choice, choice)}
+
+
 def render_messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
     """Neutral history as Messages API turns; consecutive tool results share one user turn."""
     out: list[dict[str, Any]] = []
     for message in messages:
+        if message.role == "system":
+            continue  # joined into the system prompt by _params
         if message.role == "tool":
             block = _tool_result_block(message)
             if out and out[-1]["role"] == "user" and isinstance(out[-1]["content"], list):
@@ -265,9 +354,30 @@ def render_messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
                     }
                 )
             out.append({"role": "assistant", "content": content or "(no answer)"})
+        elif message.parts:
+            out.append({"role": "user", "content": [_content_block(p) for p in message.parts]})
         else:
             out.append({"role": "user", "content": message.content})
     return out
+
+
+def _content_block(part: Mapping[str, Any]) -> dict[str, Any]:
+    """A Chat Completions content part as a Messages API block (text, or an image).
+
+    Only ``text`` and ``image_url`` parts reach here (gateway.compat.messages refuses others
+    for Anthropic); a ``data:`` URL becomes a base64 source (RFC 2397), any other an URL source.
+    """
+    if part.get("type") != "image_url":
+        return {"type": "text", "text": str(part.get("text", ""))}
+    url = str((part.get("image_url") or {}).get("url", ""))
+    if url.startswith("data:"):
+        header, _, data = url[5:].partition(",")
+        media_type = header.split(";")[0] or "image/png"
+        return {
+            "type": "image",
+            "source": {"type": "base64", "media_type": media_type, "data": data},
+        }
+    return {"type": "image", "source": {"type": "url", "url": url}}
 
 
 def _tool_result_block(message: Message) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.errors import GatewayError, UpstreamError, UpstreamTimeout
+from gateway.errors import GatewayError, UpstreamError, UpstreamRateLimited, UpstreamTimeout
 from gateway.tools import ToolResult
 
 log = logging.getLogger(__name__)
@@ -114,11 +114,21 @@ def _retry_after_seconds(headers: Any) -> float | None:
     return (when - datetime.now(when.tzinfo or UTC)).total_seconds()
 
 
-def status_failure(label: str, status: int, vendor_text: str) -> GatewayError:
-    """The error for an upstream HTTP error status; the vendor text only goes to the log."""
+def status_failure(
+    label: str, status: int, vendor_text: str, headers: Mapping[str, str] | None = None
+) -> GatewayError:
+    """The error for an upstream HTTP error status; the vendor text only goes to the log.
+
+    A 429 stays a 429 and keeps the upstream's ``Retry-After`` (RFC 9110 §10.2.3), so a
+    client backs off as long as the provider asked instead of retrying at once.
+    """
     log.warning("%s returned HTTP %s: %s", label, status, vendor_text)
     if status == 429:
-        return UpstreamError(f"{label} is rate limiting requests; try again shortly.")
+        wait = _retry_after_seconds(headers or {})
+        retry = {"Retry-After": str(max(1, round(wait)))} if wait is not None else {}
+        return UpstreamRateLimited(
+            f"{label} is rate limiting requests; try again later.", headers=retry
+        )
     if status in (408, 504):
         return UpstreamTimeout(f"{label} did not answer in time.")
     return UpstreamError(f"{label} returned an error (HTTP {status}).")

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx2
 import openai
+from openai.types.chat import ChatCompletion
 
 from gateway.errors import GatewayError
 from gateway.llm import base
@@ -67,6 +68,7 @@ class OpenAIProvider:
         max_retries: int = 2,
         max_retry_wait: float = base.DEFAULT_MAX_RETRY_WAIT,
         max_tokens_param: str | None = None,
+        default_max_tokens: int | None = None,
         name: str = "openai",
         label: str | None = None,
     ) -> None:
@@ -79,6 +81,8 @@ class OpenAIProvider:
         self._max_tokens_param = max_tokens_param or (
             "max_completion_tokens" if base_url is None else "max_tokens"
         )
+        # The cap sent when a request has none; None leaves it to the upstream.
+        self._default_max_tokens = default_max_tokens
         self._timeout = httpx2.Timeout(timeout, connect=connect_timeout)
         self._max_retries = max_retries
         self._max_retry_wait = max_retry_wait
@@ -110,9 +114,20 @@ class OpenAIProvider:
         params = self._params(request)
         started = time.perf_counter()
         try:
-            completion = self.client().chat.completions.create(**params)
+            completion = self._client_for(request).chat.completions.create(**params)
         except _SDK_ERRORS as exc:
             raise self._failure(exc) from exc
+        # The SDK hands back the raw text when a 200 is not JSON (a proxy's HTML page).
+        if not isinstance(completion, ChatCompletion):
+            raise base.protocol_failure(self.label, f"a 200 that is not JSON: {completion!r:.200}")
+        try:
+            return self._response(completion, params, started)
+        except (AttributeError, TypeError, KeyError) as exc:
+            raise base.protocol_failure(self.label, f"a malformed completion ({exc})") from exc
+
+    def _response(
+        self, completion: ChatCompletion, params: dict[str, Any], started: float
+    ) -> ChatResponse:
         if not completion.choices:
             raise base.protocol_failure(self.label, "no choices in the completion")
         choice = completion.choices[0]
@@ -141,7 +156,7 @@ class OpenAIProvider:
         params["stream_options"] = {"include_usage": True}
         started = time.perf_counter()
         try:
-            sdk_stream = self.client().chat.completions.create(**params)
+            sdk_stream = self._client_for(request).chat.completions.create(**params)
         except _SDK_ERRORS as exc:
             raise self._failure(exc) from exc
         state = _StreamState(model=params["model"])
@@ -152,6 +167,8 @@ class OpenAIProvider:
                     yield ChatEvent(type="text_delta", text=delta)
         except _SDK_ERRORS as exc:
             raise self._failure(exc) from exc
+        except (AttributeError, TypeError, KeyError) as exc:
+            raise base.protocol_failure(self.label, f"a malformed chunk ({exc})") from exc
         finally:
             sdk_stream.close()
         if state.finish_reason is None:
@@ -170,16 +187,30 @@ class OpenAIProvider:
             ),
         )
 
+    def _client_for(self, request: ChatRequest) -> openai.OpenAI:
+        if request.max_retries is None:
+            return self.client()
+        return self.client().with_options(max_retries=request.max_retries)
+
     def _params(self, request: ChatRequest) -> dict[str, Any]:
+        """SDK arguments; a client's own fields (``options``) go out as it sent them."""
         params: dict[str, Any] = {
             "model": request.model or self.default_model,
             "messages": render_messages(request.messages, request.system),
-            self._max_tokens_param: request.max_tokens,
         }
-        if request.tools:
-            params["tools"] = [render_tool(t) for t in request.tools]
+        options = dict(request.options)
+        has_cap = "max_tokens" in options or "max_completion_tokens" in options
+        cap = request.max_tokens or (None if has_cap else self._default_max_tokens)
+        if cap is not None:
+            params[self._max_tokens_param] = cap
+        tools = [render_tool(t) for t in request.tools] + [dict(t) for t in request.client_tools]
+        if tools:
+            params["tools"] = tools
         if request.temperature is not None:
             params["temperature"] = request.temperature
+        if options:
+            # Unknown to this SDK version or not: the body carries them unchanged.
+            params["extra_body"] = options
         return params
 
     def _failure(self, exc: Exception) -> GatewayError:
@@ -188,17 +219,23 @@ class OpenAIProvider:
         if isinstance(exc, openai.APIConnectionError):
             return base.connection_failure(self.label, exc)
         if isinstance(exc, openai.APIStatusError):
-            return base.status_failure(self.label, exc.status_code, str(exc))
+            return base.status_failure(self.label, exc.status_code, str(exc), exc.response.headers)
         return base.protocol_failure(self.label, exc)
 
 
 class _StreamState:
-    """Accumulates chat.completion.chunk objects; tool-call fragments are grouped by index."""
+    """Accumulates chat.completion.chunk objects into text, tool calls, usage and finish reason.
+
+    Tool-call fragments belong to the call open at their ``index``; a fragment with a new
+    ``id`` at an index in use starts another call, as some servers (and proxies in front of
+    them) send every parallel call at index 0.
+    """
 
     def __init__(self, model: str) -> None:
         self.model = model
         self.text: list[str] = []
-        self.calls: dict[int, dict[str, str]] = {}
+        self.calls: list[dict[str, str]] = []
+        self._open: dict[int, dict[str, str]] = {}
         self.input_tokens = 0
         self.output_tokens = 0
         self.finish_reason: str | None = None
@@ -215,7 +252,11 @@ class _StreamState:
             if delta is not None and delta.content:
                 text += delta.content
             for fragment in (delta.tool_calls if delta is not None else None) or ():
-                call = self.calls.setdefault(fragment.index, {"id": "", "name": "", "args": ""})
+                call = self._open.get(fragment.index)
+                if call is None or (fragment.id and call["id"] and fragment.id != call["id"]):
+                    call = {"id": "", "name": "", "args": ""}
+                    self.calls.append(call)
+                    self._open[fragment.index] = call
                 call["id"] = fragment.id or call["id"]
                 function = fragment.function
                 if function is not None:
@@ -229,8 +270,7 @@ class _StreamState:
 
     def tool_calls(self) -> tuple[ToolCall, ...]:
         return tuple(
-            _tool_call(c["id"], index, c["name"], c["args"])
-            for index, c in sorted(self.calls.items())
+            _tool_call(c["id"], index, c["name"], c["args"]) for index, c in enumerate(self.calls)
         )
 
 
@@ -266,7 +306,9 @@ def render_messages(messages: tuple[Message, ...], system: str | None) -> list[d
     if system:
         out.append({"role": "system", "content": system})
     for message in messages:
-        if message.role == "tool":
+        if message.role == "system":
+            out.append({"role": message.name or "system", "content": message.content})
+        elif message.role == "tool":
             result = message.tool_result or ToolResult.error("No result.")
             text = base.result_text(result)
             out.append(
@@ -295,5 +337,7 @@ def render_messages(messages: tuple[Message, ...], system: str | None) -> list[d
                 item["content"] = ""
             out.append(item)
         else:
-            out.append({"role": "user", "content": message.content})
+            # Content parts go out as the client sent them (text, image_url, ...), in order.
+            content = [dict(p) for p in message.parts] if message.parts else message.content
+            out.append({"role": "user", "content": content})
     return out

@@ -36,6 +36,12 @@ class LLMSettings:
     openai_model: str = "gpt-5-mini"
     openai_models: tuple[str, ...] = ()
     openai_max_tokens_param: str | None = None
+    # Output-token cap when a request sets none: Anthropic requires one; None lets an
+    # OpenAI-compatible upstream apply its own default.
+    anthropic_max_tokens: int = 4096
+    openai_max_tokens: int | None = None
+    # /v1 only: a model id no provider lists goes to the default provider instead of a 404.
+    allow_unlisted_models: bool = False
     timeout: float = 60.0
     connect_timeout: float = 5.0
     max_retries: int = 2
@@ -53,6 +59,8 @@ class LLMSettings:
             raise ValueError(f"unknown fallback provider {self.fallback_provider!r}")
         if self.timeout <= 0 or self.connect_timeout <= 0:
             raise ValueError("LLM timeouts must be positive")
+        if self.anthropic_max_tokens < 1 or (self.openai_max_tokens or 1) < 1:
+            raise ValueError("ANTHROPIC_MAX_TOKENS and OPENAI_MAX_TOKENS must be positive")
         if self.max_retries < 0 or self.max_tool_rounds < 1 or self.max_parallel_tools < 1:
             raise ValueError("max_retries must be >= 0; max_tool_rounds, max_parallel_tools >= 1")
 
@@ -64,7 +72,8 @@ class LLMSettings:
         ``ANTHROPIC_MODEL``, ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``OPENAI_MODEL``,
         ``LLM_TIMEOUT``, ``LLM_CONNECT_TIMEOUT``, ``LLM_MAX_RETRIES``, ``LLM_MAX_RETRY_WAIT``,
         ``LLM_FALLBACK_PROVIDER``, ``LLM_MAX_TOOL_ROUNDS``, ``LLM_MAX_PARALLEL_TOOLS``,
-        ``LLM_ALLOW_OFFLINE`` and ``LLM_PRICES`` (``{model: [input, output]}`` USD/Mtok).
+        ``LLM_ALLOW_OFFLINE``, ``ANTHROPIC_MAX_TOKENS``, ``OPENAI_MAX_TOKENS``,
+        ``LLM_ALLOW_UNLISTED_MODELS`` and ``LLM_PRICES`` (``{model: [input, output]}`` USD/Mtok).
         """
         values: dict[str, Any] = {}
         keys = {
@@ -84,6 +93,9 @@ class LLMSettings:
             "LLM_MAX_TOOL_ROUNDS": ("max_tool_rounds", int),
             "LLM_MAX_PARALLEL_TOOLS": ("max_parallel_tools", int),
             "LLM_ALLOW_OFFLINE": ("allow_offline", bool),
+            "ANTHROPIC_MAX_TOKENS": ("anthropic_max_tokens", int),
+            "OPENAI_MAX_TOKENS": ("openai_max_tokens", int),
+            "LLM_ALLOW_UNLISTED_MODELS": ("allow_unlisted_models", bool),
         }
         for key, (name, kind) in keys.items():
             value = config.get(key)
@@ -215,6 +227,7 @@ class LLMRegistry:
                 api_key=s.anthropic_api_key or "",
                 base_url=s.anthropic_base_url,
                 default_model=self.default_model("anthropic"),
+                default_max_tokens=s.anthropic_max_tokens,
                 **common,
             )
         if name == "openai":
@@ -225,6 +238,7 @@ class LLMRegistry:
                 base_url=s.openai_base_url,
                 default_model=self.default_model("openai"),
                 max_tokens_param=s.openai_max_tokens_param,
+                default_max_tokens=s.openai_max_tokens,
                 **common,
             )
         from gateway.llm.offline import OfflineProvider

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -13,9 +14,9 @@ from gateway.tools import Tool, ToolResult
 # The tool the model sees is our neutral Tool; providers render its schema themselves.
 ToolSpec = Tool
 
-Role = Literal["user", "assistant", "tool"]
+Role = Literal["user", "assistant", "tool", "system"]
 
-# Neutral stop reasons. Providers map theirs onto these; the agent adds the last three.
+# Neutral stop reasons. Providers map theirs onto these; the agent adds the last four.
 StopReason = Literal[
     "end_turn",
     "tool_use",
@@ -24,6 +25,7 @@ StopReason = Literal[
     "other",
     "max_tool_rounds",
     "cancelled",
+    "client_tool_calls",
 ]
 
 EventType = Literal["text_delta", "tool_call_started", "tool_call_finished", "usage", "done"]
@@ -71,6 +73,17 @@ class ToolCall:
             "arguments": dict(self.arguments),
         }
 
+    def as_function_call(self) -> dict[str, Any]:
+        """Chat Completions ``tool_calls`` item; arguments as the model wrote them."""
+        arguments = self.raw_arguments
+        if arguments is None or self.error is None:
+            arguments = json.dumps(dict(self.arguments), ensure_ascii=False)
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": arguments},
+        }
+
 
 @dataclass(frozen=True)
 class Message:
@@ -78,6 +91,9 @@ class Message:
 
     ``user``: ``content``. ``assistant``: ``content`` and any ``tool_calls``. ``tool``: the
     ``tool_result`` of the call ``tool_call_id``; providers group consecutive tool messages.
+    ``system``: a system or developer message a client placed in its history (``name`` says
+    which). ``parts`` keeps a client's content parts in order, in Chat Completions form
+    (``{"type": "text", ...}``, ``{"type": "image_url", ...}``); ``content`` is then their text.
     """
 
     role: Role
@@ -85,6 +101,8 @@ class Message:
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
     tool_result: ToolResult | None = None
+    parts: tuple[Mapping[str, Any], ...] = ()
+    name: str | None = None
 
     @classmethod
     def user(cls, text: str) -> Message:
@@ -101,14 +119,29 @@ class Message:
 
 @dataclass(frozen=True)
 class ChatRequest:
-    """One request to a provider: history, system prompt and the routed tools in rank order."""
+    """One request to a provider: history, system prompt and the routed tools in rank order.
+
+    ``max_tokens`` is the output cap; None means the provider's configured default.
+    ``options`` holds a client's Chat Completions fields beyond messages and tools, already
+    checked against the provider (``gateway.compat.fields``): OpenAI-compatible providers send
+    them as they are, Anthropic maps them. ``client_tools`` are the client's own function
+    tools in Chat Completions form; the agent returns calls to them instead of running them.
+    ``max_retries`` overrides the provider's retry count for this request.
+    """
 
     messages: tuple[Message, ...]
     model: str | None = None
     system: str | None = None
     tools: tuple[Tool, ...] = ()
-    max_tokens: int = 1024
+    max_tokens: int | None = None
     temperature: float | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    client_tools: tuple[Mapping[str, Any], ...] = ()
+    # None: the provider's setting. The /v1 surface sets 0, as its clients retry themselves.
+    max_retries: int | None = None
+
+    def client_tool_names(self) -> frozenset[str]:
+        return frozenset(t["function"]["name"] for t in self.client_tools)
 
 
 @dataclass(frozen=True)
@@ -155,6 +188,8 @@ class ChatResponse:
     cost_usd: float | None = None
     fallback_from: str | None = None
     messages: tuple[Message, ...] = ()
+    # Calls to the client's own tools that end the turn; the client runs them.
+    client_calls: tuple[ToolCall, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready summary (without the message list) for the API and SSE ``done`` event."""
@@ -171,7 +206,11 @@ class ChatResponse:
             "rounds": self.rounds,
             "cost_usd": self.cost_usd,
             "fallback_from": self.fallback_from,
-        }
+        } | (
+            {"client_tool_calls": [call.as_function_call() for call in self.client_calls]}
+            if self.client_calls
+            else {}
+        )
 
 
 @dataclass(frozen=True)
