@@ -499,6 +499,8 @@ def start_gateway(
         OPENAI_BASE_URL=f"http://127.0.0.1:{args.upstream_port}/v1",
         OPENAI_API_KEY="x",
         OPENAI_MODEL="fake",
+        # The model names (fake-d500, fake-c20...) carry latency and pacing to the upstream.
+        LLM_ALLOW_UNLISTED_MODELS="true",
         MCP_CONFIG=str(HERE / "mcp_servers.json"),
         BIND=f"127.0.0.1:{args.gateway_port}",
         LOG_LEVEL=os.environ.get("LOG_LEVEL", "INFO"),

@@ -23,8 +23,6 @@ ANTHROPIC_MAPPED = frozenset(
     {
         "max_tokens",
         "max_completion_tokens",
-        "temperature",
-        "top_p",
         "stop",
         "n",
         "response_format",
@@ -91,11 +89,6 @@ def _check_anthropic(options: Mapping[str, Any]) -> None:
                 f"`{name}` has no equivalent in Anthropic's Messages API (this model's provider).",
                 param=name,
             )
-    temperature = options.get("temperature")
-    if isinstance(temperature, int | float) and not 0 <= temperature <= 1:
-        raise InvalidParameter(
-            "Anthropic takes a temperature between 0 and 1.", param="temperature"
-        )
     response_format = options.get("response_format") or {}
     kind = response_format.get("type") if isinstance(response_format, Mapping) else None
     if kind == "json_object":

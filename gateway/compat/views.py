@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, request
+from flask import Blueprint, current_app, request
 from flask.typing import ResponseReturnValue
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
@@ -20,6 +20,7 @@ from gateway.compat.completions import (
     model_list,
     start_completion,
 )
+from gateway.compat.streaming import HeldStream
 
 bp = Blueprint("openai_compat", __name__, url_prefix="/v1")
 
@@ -52,8 +53,10 @@ def chat_completions() -> ResponseReturnValue:
     if not body.stream:
         return completion_json(admitted.answer(), body.model), 200, headers
     usage = bool((body.stream_options or {}).get("include_usage"))
+    source = HeldStream(admitted.events)
     response = sse_response(
-        admitted.events, lambda events: completion_chunks(events, body.model, include_usage=usage)
+        source, lambda events: completion_chunks(events, body.model, include_usage=usage)
     )
+    source.raise_early_failure(current_app.extensions["gateway.settings"].sse_heartbeat_seconds)
     response.headers.update(headers)
     return response

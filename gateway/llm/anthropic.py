@@ -290,9 +290,6 @@ def map_options(options: Mapping[str, Any]) -> dict[str, Any]:
     cap = options.get("max_completion_tokens") or options.get("max_tokens")
     if cap:
         params["max_tokens"] = cap
-    for name in ("temperature", "top_p"):
-        if options.get(name) is not None:
-            params[name] = options[name]
     stop = options.get("stop")
     if stop:
         params["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)

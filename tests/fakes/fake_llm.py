@@ -28,7 +28,9 @@ class Script:
 
     ``tool_calls`` holds ``(name, arguments)`` pairs: a None name means the first offered
     tool; arguments given as a string are sent verbatim (to script malformed JSON).
-    ``cut_after`` drops a streamed response after that many events.
+    ``cut_after`` drops a streamed response after that many events. ``raw_body`` answers
+    200 with that text as ``text/html`` (a proxy's error page). ``same_index`` streams every
+    OpenAI tool call at index 0, as some servers behind proxies do.
     """
 
     text: str = ""
@@ -41,6 +43,8 @@ class Script:
     stop_reason: str | None = None
     input_tokens: int = 12
     output_tokens: int = 7
+    raw_body: str | None = None
+    same_index: bool = False
 
 
 def reply(text: str, **options: Any) -> Script:
@@ -217,6 +221,14 @@ class _Handler(BaseHTTPRequestHandler):
         fake.sleep(fake.latency + script.delay)
         if script.status is not None:
             self._error(api, script)
+            return
+        if script.raw_body is not None:
+            data = script.raw_body.encode()
+            self.send_response(200)
+            self.send_header("content-type", "text/html")
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
             return
         calls = _resolve_calls(script, body, api)
         model = body.get("model", "fake-model")
@@ -479,7 +491,8 @@ def _openai_chunks(
         for piece in _pieces(script.text, fake.chunk_words):
             yield chunk({"content": piece})
     message = completion["choices"][0]["message"]
-    for index, call in enumerate(message.get("tool_calls") or ()):
+    for position, call in enumerate(message.get("tool_calls") or ()):
+        index = 0 if script.same_index else position
         function = call["function"]
         yield chunk(
             {
