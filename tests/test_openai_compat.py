@@ -99,7 +99,8 @@ def test_a_completion_runs_an_mcp_tool_server_side(client, fake):
         "tool_call_id": second["messages"][-2]["tool_calls"][0]["id"],
         "content": "42",
     }
-    assert "Be brief." in first["messages"][0]["content"]
+    # The client's system message keeps its place, after the gateway's own.
+    assert first["messages"][1] == {"role": "system", "content": "Be brief."}
 
 
 def test_a_streamed_completion_with_usage(client, fake):
