@@ -395,9 +395,26 @@ def _paths(development: bool) -> dict[str, Any]:
                 "OpenAI-compatible model list", {"200": _json({"type": "object"})}, openai=True
             )
         },
+        "/v1/models/{model_id}": {
+            "get": _op(
+                "One model of the OpenAI-compatible list (404 model_not_found)",
+                {"200": _json({"type": "object"})},
+                params=[
+                    {
+                        "name": "model_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                errors=(404,),
+                openai=True,
+            )
+        },
         "/v1/chat/completions": {
             "post": _op(
-                "OpenAI-compatible chat completion (MCP tools run server-side)",
+                "OpenAI-compatible chat completion: MCP tools run server-side, client tools "
+                "come back as tool_calls (docs/openai-compatibility.md)",
                 {
                     "200": {
                         "description": "OK",
@@ -405,7 +422,7 @@ def _paths(development: bool) -> dict[str, Any]:
                     }
                 },
                 body=CompletionRequest,
-                errors=(404, 429, 502, 503, 504),
+                errors=(400, 404, 429, 502, 503, 504),
                 openai=True,
             )
         },

@@ -212,7 +212,8 @@ def test_mcp_stdio_server_killed_mid_call_gives_an_error_result_and_recovers(cha
     [
         (fail(500), 502, "upstream_error"),
         (fail(503), 502, "upstream_error"),
-        (fail(429, retry_after=3600), 502, "upstream_error"),  # longer than LLM_MAX_RETRY_WAIT
+        # Longer than LLM_MAX_RETRY_WAIT: not retried, and the 429 is passed on as one.
+        (fail(429, retry_after=3600), 429, "rate_limit_exceeded"),
         (reply("late", delay=3.0), 504, "upstream_timeout"),
     ],
 )
@@ -230,6 +231,8 @@ def test_llm_failures_keep_the_message_and_the_next_turn_works(
     response = client.post("/chat", headers=account.headers, json={"message": "hello"})
     assert response.status_code == status
     assert response.get_json()["error"]["type"] == error_type
+    if status == 429:
+        assert response.headers["Retry-After"] == "3600"
     conversation = client.get("/conversations", headers=account.headers).get_json()
     [listed] = conversation["conversations"]
     detail = client.get(f"/conversations/{listed['id']}", headers=account.headers).get_json()

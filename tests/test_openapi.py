@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -28,8 +30,7 @@ def api_app(database_url, app):
 def test_every_route_is_documented(api_app):
     documented = set(api_app.test_client().get("/openapi.json").get_json()["paths"])
     routes = {
-        rule.rule.replace("<uuid:", "{").replace("<", "{").replace(">", "}")
-        for rule in api_app.url_map.iter_rules()
+        re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule) for rule in api_app.url_map.iter_rules()
     }
     assert routes == documented
 

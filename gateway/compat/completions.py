@@ -17,6 +17,7 @@ from gateway.chat.recorder import Turn
 from gateway.chat.schemas import ChatBody
 from gateway.chat.service import begin_turn, unstored_turn
 from gateway.compat import fields
+from gateway.compat.errors import CODES
 from gateway.compat.messages import to_history
 from gateway.errors import InvalidParameter, ModelNotFound, NotFoundError
 from gateway.llm import wire_name
@@ -236,12 +237,10 @@ def completion_chunks(
 
 
 def openai_error_body(error: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "message": error["message"],
-        "type": error["type"],
-        "param": None,
-        "code": error["type"],
-    }
+    """A failure after the stream started, as the ``error`` of a final ``data:`` line."""
+    code = CODES.get(error["type"], error["type"])
+    kind = "rate_limit_error" if code == "rate_limit_exceeded" else "server_error"
+    return {"message": error["message"], "type": kind, "param": None, "code": code}
 
 
 # Keeps the exchange as a conversation: "new", or the id of one of the caller's conversations.
