@@ -151,7 +151,9 @@ def test_the_openai_compatible_endpoint_shares_the_rate_limit(make_worker, fake,
     )
     assert response.status_code == 429
     assert "Retry-After" in response.headers
-    assert response.get_json()["error"]["type"] == "rate_limited"
+    # OpenAI's type and code, so its SDKs raise RateLimitError.
+    error = response.get_json()["error"]
+    assert (error["type"], error["code"]) == ("rate_limit_error", "rate_limit_exceeded")
 
 
 # --- capacity ------------------------------------------------------------------------------
