@@ -129,9 +129,8 @@ def post(gateway, headers, fake):
     fake.reset()
 
     def send(body, **kwargs):
-        return requests.post(
-            gateway.url + "/v1/chat/completions", headers=headers, json=body, timeout=30, **kwargs
-        )
+        kwargs.setdefault("headers", headers)
+        return requests.post(gateway.url + "/v1/chat/completions", json=body, timeout=30, **kwargs)
 
     return send
 
@@ -469,3 +468,30 @@ def test_the_doc_table_agrees_with_the_anthropic_field_list():
             assert name in fields.ANTHROPIC_MAPPED, name
         elif anthropic_fate == "400" and name in fields.ANTHROPIC_MAPPED:
             assert name in ("n", "logprobs"), name  # only their no-op value passes
+
+
+def test_a_kept_conversation_carries_the_client_tool_loop(post, fake, gateway, headers):
+    fake.script(
+        call_tools(("calc__add", {"a": 40, "b": 2}), ("get_weather", {"city": "Oslo"})),
+        reply("42, and 18C."),
+    )
+    body = {"model": OPENAI_MODEL, "messages": user("add 40 and 2"), "tools": [WEATHER]}
+    first = post(body, headers={**headers, "X-Conversation-Id": "new"})
+    assert first.status_code == 200, first.text
+    conversation_id = first.headers["X-Conversation-Id"]
+    message = first.json()["choices"][0]["message"]
+    messages = [
+        *body["messages"],
+        message,
+        {"role": "tool", "tool_call_id": message["tool_calls"][0]["id"], "content": "18C"},
+    ]
+    second = post(
+        {**body, "messages": messages}, headers={**headers, "X-Conversation-Id": conversation_id}
+    )
+    assert second.json()["choices"][0]["message"]["content"] == "42, and 18C."
+    assert second.headers["X-Conversation-Id"] == conversation_id
+    stored = requests.get(
+        f"{gateway.url}/conversations/{conversation_id}", headers=headers, timeout=10
+    ).json()["messages"]
+    assert stored[-1]["content"] == [{"type": "text", "text": "42, and 18C."}]
+    assert {m["status"] for m in stored if m["role"] == "user"} == {"complete"}
