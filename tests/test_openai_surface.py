@@ -495,3 +495,23 @@ def test_a_kept_conversation_carries_the_client_tool_loop(post, fake, gateway, h
     ).json()["messages"]
     assert stored[-1]["content"] == [{"type": "text", "text": "42, and 18C."}]
     assert {m["status"] for m in stored if m["role"] == "user"} == {"complete"}
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("stop", 5),
+        ("stop", ["ok", 3]),
+        ("response_format", "json"),
+        ("response_format", {"type": "json_schema", "json_schema": "x"}),
+        ("reasoning_effort", ["high"]),
+        ("service_tier", {"tier": 1}),
+        ("parallel_tool_calls", "no"),
+    ],
+)
+def test_a_mapped_field_of_the_wrong_type_is_a_400_not_a_500(name, value, post, fake):
+    body = {"model": ANTHROPIC_MODEL, "messages": user("hi"), "tools": [WEATHER], name: value}
+    response = post(body)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == name
+    assert fake.requests == []

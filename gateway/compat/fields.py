@@ -82,7 +82,26 @@ def check_fields(options: Mapping[str, Any], kinds: Iterable[ProviderKind]) -> N
             _check_anthropic(options)
 
 
+# The JSON type each mapped field must have before it can be mapped.
+_ANTHROPIC_TYPES: dict[str, tuple[type, ...]] = {
+    "stop": (str, list),
+    "response_format": (dict,),
+    "tool_choice": (str, dict),
+    "parallel_tool_calls": (bool,),
+    "user": (str,),
+    "reasoning_effort": (str,),
+    "service_tier": (str,),
+}
+
+
 def _check_anthropic(options: Mapping[str, Any]) -> None:
+    for name, kinds in _ANTHROPIC_TYPES.items():
+        value = options.get(name)
+        if value is not None and not isinstance(value, kinds):
+            raise InvalidParameter(f"`{name}` has the wrong type.", param=name)
+    stop = options.get("stop")
+    if isinstance(stop, list) and not all(isinstance(s, str) for s in stop):
+        raise InvalidParameter("`stop` must be a string or a list of strings.", param="stop")
     for name in options:
         if name not in ANTHROPIC_MAPPED:
             raise InvalidParameter(
@@ -91,6 +110,13 @@ def _check_anthropic(options: Mapping[str, Any]) -> None:
             )
     response_format = options.get("response_format") or {}
     kind = response_format.get("type") if isinstance(response_format, Mapping) else None
+    if kind == "json_schema":
+        spec = response_format.get("json_schema")
+        if not isinstance(spec, Mapping) or not isinstance(spec.get("schema", {}), Mapping):
+            raise InvalidParameter(
+                "A json_schema response_format needs json_schema.schema (an object).",
+                param="response_format",
+            )
     if kind == "json_object":
         raise InvalidParameter(
             "Anthropic has no JSON mode without a schema; send a json_schema response_format.",

@@ -320,8 +320,9 @@ def _tool_choice(choice: Any) -> dict[str, Any] | None:
     if choice is None:
         return None
     if isinstance(choice, Mapping):
-        name = (choice.get("function") or {}).get("name", "")
-        return {"type": "tool", "name": name}
+        function = choice.get("function")
+        name = function.get("name", "") if isinstance(function, Mapping) else ""
+        return {"type": "tool", "name": str(name)}
     return {"type": {"required": "any"}.get(choice, choice)}
 
 
