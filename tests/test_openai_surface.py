@@ -515,3 +515,16 @@ def test_a_mapped_field_of_the_wrong_type_is_a_400_not_a_500(name, value, post, 
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == name
     assert fake.requests == []
+
+
+def test_a_message_author_name_is_forwarded_or_refused(post, fake):
+    messages = [{"role": "user", "content": "hi", "name": "alice"}]
+    assert post({"model": OPENAI_MODEL, "messages": messages}).status_code == 200
+    assert fake.requests[0].body["messages"][-1] == {
+        "role": "user",
+        "content": "hi",
+        "name": "alice",
+    }
+    refused = post({"model": ANTHROPIC_MODEL, "messages": messages})
+    assert refused.status_code == 400
+    assert refused.json()["error"]["param"] == "messages[0].name"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from gateway.compat.fields import ProviderKind
@@ -39,28 +40,42 @@ def to_history(
     anthropic = "anthropic" in set(kinds)
     out: list[Message] = []
     for index, message in enumerate(messages):
-        role, content = message.get("role"), message.get("content")
         param = f"messages[{index}]"
-        if role in ("system", "developer"):
-            out.append(Message(role="system", content=text_of(content), name=str(role)))
-        elif role == "user":
-            out.append(_user(content, param, anthropic=anthropic))
-        elif role == "assistant":
-            calls = tuple(
-                _call(c, f"{param}.tool_calls[{i}]")
-                for i, c in enumerate(message.get("tool_calls") or ())
+        participant = message.get("name")
+        if participant is not None and (anthropic or not isinstance(participant, str)):
+            raise InvalidParameter(
+                "Anthropic has no author names on messages."
+                if anthropic
+                else "A message's name must be a string.",
+                param=f"{param}.name",
             )
-            out.append(Message.assistant(text_of(content), calls))
-        elif role == "tool":
-            call_id = message.get("tool_call_id")
-            if not isinstance(call_id, str) or not call_id:
-                raise InvalidParameter(
-                    "A tool message needs the tool_call_id it answers.",
-                    param=f"{param}.tool_call_id",
-                )
-            result = ToolResult(content=({"type": "text", "text": text_of(content)},))
-            out.append(Message.tool(call_id, result))
+        converted = _message(message, param, anthropic=anthropic)
+        if participant is not None:
+            converted = replace(converted, participant=participant)
+        out.append(converted)
     return out
+
+
+def _message(message: Mapping[str, Any], param: str, *, anthropic: bool) -> Message:
+    role, content = message.get("role"), message.get("content")
+    if role in ("system", "developer"):
+        return Message(role="system", content=text_of(content), name=str(role))
+    if role == "assistant":
+        calls = tuple(
+            _call(c, f"{param}.tool_calls[{i}]")
+            for i, c in enumerate(message.get("tool_calls") or ())
+        )
+        return Message.assistant(text_of(content), calls)
+    if role == "tool":
+        call_id = message.get("tool_call_id")
+        if not isinstance(call_id, str) or not call_id:
+            raise InvalidParameter(
+                "A tool message needs the tool_call_id it answers.",
+                param=f"{param}.tool_call_id",
+            )
+        result = ToolResult(content=({"type": "text", "text": text_of(content)},))
+        return Message.tool(call_id, result)
+    return _user(content, param, anthropic=anthropic)
 
 
 def _user(content: Any, param: str, *, anthropic: bool) -> Message:

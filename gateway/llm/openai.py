@@ -306,6 +306,7 @@ def render_messages(messages: tuple[Message, ...], system: str | None) -> list[d
     if system:
         out.append({"role": "system", "content": system})
     for message in messages:
+        size = len(out)
         if message.role == "system":
             out.append({"role": message.name or "system", "content": message.content})
         elif message.role == "tool":
@@ -340,4 +341,6 @@ def render_messages(messages: tuple[Message, ...], system: str | None) -> list[d
             # Content parts go out as the client sent them (text, image_url, ...), in order.
             content = [dict(p) for p in message.parts] if message.parts else message.content
             out.append({"role": "user", "content": content})
+        if message.participant and len(out) > size:
+            out[-1]["name"] = message.participant
     return out

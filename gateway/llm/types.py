@@ -94,6 +94,7 @@ class Message:
     ``system``: a system or developer message a client placed in its history (``name`` says
     which). ``parts`` keeps a client's content parts in order, in Chat Completions form
     (``{"type": "text", ...}``, ``{"type": "image_url", ...}``); ``content`` is then their text.
+    ``participant`` is a client's Chat Completions ``name`` for the message's author.
     """
 
     role: Role
@@ -103,6 +104,7 @@ class Message:
     tool_result: ToolResult | None = None
     parts: tuple[Mapping[str, Any], ...] = ()
     name: str | None = None
+    participant: str | None = None
 
     @classmethod
     def user(cls, text: str) -> Message:
