@@ -151,7 +151,8 @@ def test_each_field_has_its_documented_fate(row, provider, post, fake):
     name, openai_fate, anthropic_fate = row
     fate = openai_fate if provider == "openai" else anthropic_fate
     if fate == "gateway":
-        pytest.skip("acted on by the gateway: covered by its own tests below")
+        check_gateway_field(name, provider, post, fake)
+        return
     value, anthropic_expected = SAMPLES[name]
     if name == "any other field":
         name, value = UNKNOWN_FIELD, UNKNOWN_VALUE
@@ -178,6 +179,35 @@ def test_each_field_has_its_documented_fate(row, provider, post, fake):
         assert fate.startswith("mapped to `"), fate
         for key, expected in anthropic_expected.items():
             assert sent[key] == expected
+
+
+def check_gateway_field(name, provider, post, fake):
+    """The fields the gateway acts on itself, each checked on the wire."""
+    model = OPENAI_MODEL if provider == "openai" else ANTHROPIC_MODEL
+    body = {"model": model, "messages": user("hello there"), "tools": [WEATHER]}
+    if name == "model":
+        response = post({**body, "model": "no-such-model"})
+        assert (response.status_code, response.json()["error"]["code"]) == (404, "model_not_found")
+        assert fake.requests == []
+        return
+    stream = name in ("stream", "stream_options")
+    if stream:
+        body |= {"stream": True, "stream_options": {"include_usage": name == "stream_options"}}
+    fake.script(reply("ok"))
+    response = post(body, stream=stream)
+    assert response.status_code == 200, response.text
+    sent = fake.requests[0].body
+    if name == "messages":
+        assert sent["messages"][-1] == {"role": "user", "content": "hello there"}
+    elif name == "tools":
+        offered = [t.get("name") or t["function"]["name"] for t in sent["tools"]]
+        assert "get_weather" in offered
+    else:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        chunks = sse_chunks(response)
+        assert sent["stream"] is True
+        with_usage = [c for c in chunks if c.get("usage")]
+        assert len(with_usage) == (1 if name == "stream_options" else 0)
 
 
 def test_the_output_cap_defaults_to_the_provider_setting(post, fake):
