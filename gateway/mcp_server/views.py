@@ -7,8 +7,9 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 from flask.typing import ResponseReturnValue
 
-from gateway.auth.guard import current_user
+from gateway.auth.guard import admin_required, current_user
 from gateway.errors import ServiceUnavailable
+from gateway.mcp_server.accounting import recent_calls
 from gateway.mcp_server.bridge import BridgeClosed, TooManyStreams
 from gateway.mcp_server.catalog import Caller
 from gateway.mcp_server.server import CALLER, Endpoint
@@ -47,11 +48,21 @@ def protected_resource_metadata() -> ResponseReturnValue:
         "resource": resource_url(),
         "bearer_methods_supported": ["header"],
         "resource_name": "MCP Gateway",
-        "resource_documentation": request.host_url + "docs",
         # No OAuth 2.1 authorization server yet: create an API key (POST /auth/api-keys)
         # and configure the client with "Authorization: Bearer <key>".
         "authorization_servers": [],
     }
+
+
+@bp.get("/mcp/calls")
+@admin_required
+def list_endpoint_calls() -> ResponseReturnValue:
+    """Calls made through ``/mcp`` (admin): the latest, and totals per user and server."""
+    return recent_calls(
+        user_id=request.args.get("user_id"),
+        server=request.args.get("server"),
+        limit=request.args.get("limit", "100"),
+    )
 
 
 @bp.after_app_request
