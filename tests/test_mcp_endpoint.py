@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import platform
+import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -23,8 +28,8 @@ from mcp.client.streamable_http import streamable_http_client
 from gateway import create_app
 from tests.conftest import TEST_SECRET, test_settings
 from tests.factories import create_account
+from tests.fakes.mcp_helpers import REPO, SERVER_SCRIPT
 from tests.live_server import LiveServer, gunicorn
-from tests.fakes.mcp_helpers import SERVER_SCRIPT
 
 MODES = ["legacy", "2026-07-28"]
 
@@ -76,7 +81,10 @@ class Live:
     def api_key(self, role: str = "user") -> str:
         account = create_account(self.app, role=role)
         response = requests.post(
-            self.server.url + "/auth/keys", json={"name": "mcp"}, headers=account.headers, timeout=10
+            self.server.url + "/auth/keys",
+            json={"name": "mcp"},
+            headers=account.headers,
+            timeout=10,
         )
         assert response.status_code == 201, response.text
         return response.json()["key"]
@@ -207,6 +215,8 @@ def test_a_changed_definition_pending_approval_is_invisible_and_list_changed_is_
         timeout=10,
     )
     assert approve.status_code == 200
+    echo = "WHERE server = 'calc' AND tool = 'echo'"
+    [(original,)] = _rows(live.database_url, f"SELECT fingerprint FROM tool_pins {echo}")
 
     async def scenario() -> None:
         http, client = session(live.url, key, "2026-07-28")
@@ -214,11 +224,8 @@ def test_a_changed_definition_pending_approval_is_invisible_and_list_changed_is_
             assert "calc__echo" in {t.name for t in (await client.list_tools()).tools}
             async with client.listen(tools_list_changed=True) as sub:
                 # The pinned definition no longer matches what the server lists: a "rug pull".
-                _rows(
-                    live.database_url,
-                    "UPDATE tool_pins SET fingerprint = 'f' || fingerprint "
-                    "WHERE server = 'calc' AND tool = 'echo'",
-                )
+                swap = f"UPDATE tool_pins SET fingerprint = %s {echo}"
+                _rows(live.database_url, swap, ("0" * 64,))
                 event = await asyncio.wait_for(anext(aiter(sub)), 30)
                 assert type(event).__name__ == "ToolsListChanged"
             for _ in range(10):  # every worker has re-read the pins within the cache time
@@ -230,16 +237,10 @@ def test_a_changed_definition_pending_approval_is_invisible_and_list_changed_is_
     try:
         asyncio.run(scenario())
     finally:
-        requests.post(
-            live.server.url + "/mcp/servers/calc/approve",
-            headers=create_account(live.app, role="admin").headers,
-            timeout=10,
-        )
         _rows(
             live.database_url,
-            "UPDATE tool_pins SET fingerprint = substr(fingerprint, 2) "
-            "WHERE server = 'calc' AND tool = 'echo' AND fingerprint LIKE 'f%%' "
-            "AND length(fingerprint) = 65",
+            f"UPDATE tool_pins SET fingerprint = %s, pending_fingerprint = NULL {echo}",
+            (original,),
         )
 
 
@@ -275,7 +276,7 @@ def test_calls_are_recorded_for_admins_counted_in_metrics_and_limited_per_user(l
         async with http, client:
             results = []
             for _ in range(count):
-                result = await client.call_tool("calc__echo", {"text": secret})
+                result = await client.call_tool("calc__stderr", {"text": secret, "lines": 0})
                 results.append(result.is_error)
             return results
 
@@ -286,7 +287,7 @@ def test_calls_are_recorded_for_admins_counted_in_metrics_and_limited_per_user(l
     listing = requests.get(live.server.url + "/mcp/calls?server=calc", headers=admin, timeout=10)
     assert listing.status_code == 200
     body = listing.json()
-    mine = [c for c in body["calls"] if c["name"] == "calc__echo"]
+    mine = [c for c in body["calls"] if c["name"] == "calc__stderr"]
     assert {c["outcome"] for c in mine} == {"ok", "rate_limited"}
     assert all(c["method"] == "tools/call" and c["request_bytes"] > 0 for c in mine)
     assert secret not in listing.text
@@ -299,3 +300,82 @@ def test_calls_are_recorded_for_admins_counted_in_metrics_and_limited_per_user(l
     assert 'gateway_mcp_endpoint_calls_total{method="tools/call",outcome="ok",server="calc"}' in (
         metrics
     )
+
+
+INSPECTOR = "@modelcontextprotocol/inspector@0.22.0"
+INSPECTOR_DIR = REPO / ".cache" / "npm-inspector"
+
+
+def _node22() -> str:
+    """A node >= 22 (the Inspector's engine): the system one, else one from npm's node-* builds."""
+    system = shutil.which("node")
+    if system:
+        version = subprocess.run([system, "--version"], capture_output=True, text=True).stdout
+        if int(version.lstrip("v").split(".")[0]) >= 22:
+            return system
+    arch = {"x86_64": "x64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+    package = f"node-{platform.system().lower()}-{arch}"
+    binary = INSPECTOR_DIR / "node_modules" / package / "bin" / "node"
+    if not binary.exists():
+        _npm_install(f"{package}@22")
+    return str(binary)
+
+
+def _npm_install(package: str) -> None:
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.skip("npm is not installed")
+    INSPECTOR_DIR.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(
+        [npm, "install", "--no-audit", "--no-fund", "--prefix", str(INSPECTOR_DIR), package],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"npm install {package} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+
+
+@pytest.fixture(scope="module")
+def inspector() -> list[str]:
+    """The MCP Inspector CLI from npm, installed into the gitignored cache, with its node."""
+    node = _node22()
+    entry = INSPECTOR_DIR / "node_modules" / "@modelcontextprotocol" / "inspector" / "cli"
+    if not entry.exists():
+        _npm_install(INSPECTOR)
+    return [node, str(entry / "build" / "cli.js"), "--cli"]
+
+
+def test_mcp_inspector_cli_lists_and_calls_tools_with_the_header(live, inspector):
+    key = live.api_key("admin")
+    base = [*inspector, live.url, "--transport", "http", "--header", f"Authorization: Bearer {key}"]
+
+    # The launcher starts the CLI with the `node` on PATH: the same one.
+    env = {**os.environ, "PATH": f"{Path(inspector[0]).parent}{os.pathsep}{os.environ['PATH']}"}
+
+    def run(*args: str) -> dict[str, Any]:
+        proc = subprocess.run([*base, *args], capture_output=True, text=True, timeout=120, env=env)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return json.loads(proc.stdout)
+
+    names = {t["name"] for t in run("--method", "tools/list")["tools"]}
+    assert {"calc__add", "time__get_current_time"} <= names
+    result = run(
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "calc__add",
+        "--tool-arg",
+        "a=2",
+        "--tool-arg",
+        "b=3",
+    )
+    assert result["content"][0]["text"] == "5" and not result.get("isError")
+    denied = subprocess.run(
+        [*inspector, live.url, "--transport", "http", "--method", "tools/list"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert denied.returncode != 0 and "401" in denied.stdout + denied.stderr
