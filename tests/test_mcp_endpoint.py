@@ -29,7 +29,9 @@ from gateway import create_app
 from tests.conftest import TEST_SECRET, test_settings
 from tests.factories import create_account
 from tests.fakes.mcp_helpers import REPO, SERVER_SCRIPT
-from tests.live_server import LiveServer, gunicorn
+from tests.live_server import LiveServer, gunicorn, served_by
+from tests.nginx import nginx
+from tests.topology import started_together
 
 MODES = ["legacy", "2026-07-28"]
 
@@ -378,4 +380,38 @@ def test_mcp_inspector_cli_lists_and_calls_tools_with_the_header(live, inspector
         timeout=120,
         env=env,
     )
-    assert denied.returncode != 0 and "401" in denied.stdout + denied.stderr
+    assert denied.returncode != 0 and "unauthorized" in denied.stdout + denied.stderr
+
+
+@pytest.fixture(scope="module")
+def behind_nginx(make_database, tmp_path_factory) -> Iterator[tuple[str, list[LiveServer], Live]]:
+    """Two gateway instances behind the deploy nginx config."""
+    tmp = tmp_path_factory.mktemp("mcp-nginx")
+    url = make_database()
+    config = write_config(tmp)
+    env = endpoint_env(url, config, TRUSTED_PROXIES="1", MCP_ENDPOINT_RATE_LIMIT="0")
+    with started_together([gunicorn(env, workers=1, threads=4) for _ in range(2)]) as gateways:
+        upstreams = [g.url.removeprefix("http://") for g in gateways]
+        with nginx(upstreams, tmp / "nginx") as proxy:
+            live = Live(gateways[0], url)
+            live.url = proxy.url + "/mcp"
+            _wait_ready(live)
+            yield proxy.url, gateways, live
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_both_eras_work_through_nginx_across_two_instances(behind_nginx, mode):
+    proxy_url, gateways, live = behind_nginx
+    key = live.api_key("admin")
+
+    async def scenario() -> None:
+        http, client = session(proxy_url + "/mcp", key, mode)
+        async with http, client:
+            for n in range(20):
+                assert {"calc__add"} <= {t.name for t in (await client.list_tools()).tools}
+                added = await client.call_tool("calc__add", {"a": n, "b": 1})
+                assert added.content[0].text == str(n + 1)
+
+    asyncio.run(scenario())
+    served = [served_by(g, "POST", "/mcp", 200) for g in gateways]
+    assert all(served), "every instance answered /mcp requests"
