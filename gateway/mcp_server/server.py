@@ -52,6 +52,8 @@ class Endpoint:
     def __init__(self, app: Flask, *, max_request_bytes: int, max_streams: int) -> None:
         self.app = app
         self.bus = InMemorySubscriptionBus()
+        # Input schemas by qualified name, from the latest listing (read on the loop, no I/O).
+        self._schemas: dict[str, dict[str, Any]] = {}
         self.listen = ListenHandler(self.bus)
         self.server: Server[Any] = Server(
             "mcp-gateway",
@@ -65,6 +67,9 @@ class Endpoint:
             on_list_prompts=self._list_prompts,
             on_get_prompt=self._get_prompt,
             on_subscriptions_listen=self.listen,
+            # Mcp-Param-* header checks (2026-07-28) need a tool's schema before dispatch;
+            # without this the SDK would run the whole tools/list handler for every call.
+            get_tool_input_schema=lambda name: self._schemas.get(name),
         )
         self._max_request_bytes = max_request_bytes
         self._manager: StreamableHTTPSessionManager | None = None
@@ -115,7 +120,9 @@ class Endpoint:
         while not self._stopping.wait(poll_seconds):
             try:
                 with self.app.app_context():
-                    key = _catalog_key()
+                    tools = _approved_tools()
+                self._remember(tools)
+                key = frozenset((t.qualified_name, tool_fingerprint(t)) for t in tools)
             except Exception:
                 logger.debug("mcp endpoint: catalog check failed", exc_info=True)
                 continue
@@ -138,8 +145,13 @@ class Endpoint:
 
         return await anyio.to_thread.run_sync(run)
 
+    def _remember(self, tools: list[Tool]) -> None:
+        self._schemas = {t.qualified_name: t.input_schema for t in tools}
+
     async def _list_tools(self, ctx: Any, params: Any) -> types.ListToolsResult:
-        tools = [_wire_tool(t) for t in await self._in_app(catalog.listed_tools)]
+        listed = await self._in_app(catalog.listed_tools)
+        self._schemas = {**self._schemas, **{t.qualified_name: t.input_schema for t in listed}}
+        tools = [_wire_tool(t) for t in listed]
         if CALLER.get().tools_mode == "search":
             tools.extend(META_TOOLS)
         return types.ListToolsResult(tools=tools)
@@ -197,12 +209,11 @@ class Endpoint:
         return types.GetPromptResult.model_validate(result)
 
 
-def _catalog_key() -> object:
-    """What every caller's tools/list depends on: approved definitions of ready servers."""
+def _approved_tools() -> list[Tool]:
+    """What every caller's tools/list is drawn from: approved definitions of ready servers."""
     offer = tool_offer()
     offer.watcher.check()
-    tools = offer.pins.approved(mcp_hub().list_tools())
-    return frozenset((t.qualified_name, tool_fingerprint(t)) for t in tools)
+    return offer.pins.approved(mcp_hub().list_tools())
 
 
 def _wire_tool(tool: Tool) -> types.Tool:
