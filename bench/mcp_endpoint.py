@@ -171,26 +171,43 @@ def start_gateway(pg: str, tmp: Path) -> tuple[subprocess.Popen, str, str, str]:
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if requests.get(url + "/health", timeout=1).status_code == 200:
-                break
-        except requests.RequestException:
-            pass
-        if time.monotonic() > deadline or proc.poll() is not None:
-            raise RuntimeError((tmp / "gunicorn.log").read_text()[-3000:])
-        time.sleep(0.2)
-    token = requests.post(
-        url + "/auth/login", json={"email": "bench@example.com", "password": password}, timeout=10
-    ).json()["access_token"]
-    key = requests.post(
-        url + "/auth/keys",
-        json={"name": "bench"},
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=10,
-    ).json()["key"]
-    return proc, url, key, name
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if requests.get(url + "/health", timeout=5).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError((tmp / "gunicorn.log").read_text()[-3000:])
+            time.sleep(0.2)
+        login = {"email": "bench@example.com", "password": password}
+        token = requests.post(url + "/auth/login", json=login, timeout=30).json()["access_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        key = requests.post(url + "/auth/keys", json={"name": "bench"}, headers=auth, timeout=30)
+    except BaseException:
+        stop(proc)
+        drop_database(pg, name)
+        raise
+    return proc, url, key.json()["key"], name
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def drop_database(pg: str, name: str) -> None:
+    admin = psycopg2.connect(pg)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()
 
 
 def main() -> None:
@@ -253,13 +270,8 @@ def main() -> None:
         finally:
             for session in sessions.values():
                 session.close()
-            proc.terminate()
-            proc.wait(30)
-            admin = psycopg2.connect(args.pg)
-            admin.autocommit = True
-            with admin.cursor() as cur:
-                cur.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-            admin.close()
+            stop(proc)
+            drop_database(args.pg, database)
     result = {key: statistics.median(r[key] for r in rows) for key in rows[0] if key != "round"}
     say(
         f"median over rounds: /mcp (2026-07-28) adds p50 {result['added_ms']:+.3f} ms, p99 {result['added_p99_ms']:+.3f} ms; "
