@@ -446,7 +446,7 @@ def _mcp_endpoint_paths() -> dict[str, Any]:
         public=True,
     )
     return {
-        "/mcp": {"get": operation, "post": operation, "delete": operation},
+        "/mcp": {"post": operation, "delete": operation},
         "/mcp/calls": {
             "get": _op(
                 "Calls made through /mcp, latest first, with totals (admin)",

@@ -172,6 +172,11 @@ def test_no_key_gets_401_naming_the_protected_resource_metadata(live):
     metadata = requests.get(metadata_url, timeout=10).json()
     assert metadata["resource"] == live.url
     assert metadata["bearer_methods_supported"] == ["header"]
+    # Stateless: no standing stream to open, so GET is 405 as the transport spec says.
+    assert (
+        requests.get(live.url, headers={"Accept": "text/event-stream"}, timeout=10).status_code
+        == 405
+    )
     wrong = requests.post(live.url, json={}, headers={"Authorization": "Bearer gw_bad"}, timeout=10)
     assert wrong.status_code == 401
 

@@ -19,15 +19,15 @@ bp = Blueprint("mcp_endpoint", __name__)
 METADATA_PATH = "/.well-known/oauth-protected-resource"
 
 
-@bp.route("/mcp", methods=["POST", "GET", "DELETE"], strict_slashes=True)
+# No GET: in stateless mode there is no standing stream to open, and the spec's answer for a
+# server that offers none is 405 (Streamable HTTP, "Listening for Messages from the Server").
+@bp.route("/mcp", methods=["POST", "DELETE"])
 def mcp_endpoint() -> ResponseReturnValue:
     """One Streamable HTTP request, answered by the SDK's handler (JSON or an SSE stream)."""
     user = current_user()
     caller = Caller(user_id=user.id, role=user.role, tools_mode=_tools_mode())
     body = request.get_data(cache=False) if request.method == "POST" else b""
-    long_lived = request.method == "GET" or (
-        request.headers.get("Mcp-Method") == "subscriptions/listen"
-    )
+    long_lived = request.headers.get("Mcp-Method") == "subscriptions/listen"
     endpoint: Endpoint = current_app.extensions["gateway.mcp_endpoint"]
     try:
         status, headers, chunks = endpoint.bridge.handle(
