@@ -80,6 +80,13 @@ def post_worker_init(worker):
 
     threading.Thread(target=warm_up, args=(worker.wsgi,), name="warm-up", daemon=True).start()
 
+    # The MCP endpoint's loop, after the fork; its open listen streams end as soon as the
+    # worker is told to stop, so they do not hold the stop for graceful_timeout.
+    from gateway.mcp_server import end_streams_when, start_endpoint
+
+    start_endpoint(worker.wsgi)
+    end_streams_when(worker.wsgi, lambda: not worker.alive)
+
 
 def worker_exit(server, worker):
     """Stop this worker's MCP server processes and close its LLM clients."""
@@ -87,4 +94,7 @@ def worker_exit(server, worker):
 
     app = getattr(worker, "wsgi", None)  # absent when the worker failed to boot
     if app is not None:
+        from gateway.mcp_server import close_endpoint
+
+        close_endpoint(app)
         close_runtime(app)

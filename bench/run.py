@@ -769,7 +769,7 @@ def markdown(
                     f"{fmt(s.get('gaps_p99_ms'))} | {fmt(s.get('max_gaps_p100_ms'))} | {fmt(s.get('added_gap_p99_ms'), 2)} | "
                     f"{fmt(s.get('stalled'), 0)} | {fmt(s.get('cpu_ms_per_req'), 2)} | {rss} | {s['errors_total']} |"
                 )
-    for extra in ("tool_turn", "routing"):
+    for extra in ("tool_turn", "mcp_endpoint", "routing"):
         if meta.get(extra):
             lines += [
                 "",
@@ -850,6 +850,14 @@ def verdicts(summary: dict[str, Any], meta: dict[str, Any]) -> list[tuple[str, s
         else (ok >= 1000 and st == 0 and get("streams-held-c1000", "gateway", "errors_total") == 0),
         f"{fmt(ok, 0)} completed (min over rounds), {st} stalled, max gap {fmt(get('streams-held-c1000', 'gateway', 'max_gaps_p100_ms'))} ms, "
         f"worker RSS peak {fmt(get('streams-held-c1000', 'gateway', 'worker_rss_peak_mb'), 0)} MB",
+    )
+    me = meta.get("mcp_endpoint") or {}
+    add(
+        "/mcp added over calling the MCP server directly (p50, p99; 2026-07-28 era)",
+        me.get("added_ms"),
+        None,
+        f"{fmt(me.get('added_ms'), 2)} ms p50, {fmt(me.get('added_p99_ms'), 2)} ms p99; "
+        f"handshake era {fmt(me.get('added_legacy_ms'), 2)} / {fmt(me.get('added_legacy_p99_ms'), 2)} ms",
     )
     tt = (meta.get("tool_turn") or {}).get("added_ms")
     add(
@@ -932,8 +940,8 @@ def main() -> None:
     ap.add_argument("--scenarios", default=os.environ.get("BENCH_SCENARIOS", ",".join(SCENARIOS)))
     ap.add_argument(
         "--extras",
-        default=os.environ.get("BENCH_EXTRAS", "tool-turn,routing"),
-        help="in-process measurements after the rounds (tool-turn, routing; empty: none)",
+        default=os.environ.get("BENCH_EXTRAS", "tool-turn,mcp-endpoint,routing"),
+        help="measurements after the rounds (tool-turn, mcp-endpoint, routing; empty: none)",
     )
     ap.add_argument(
         "--peers", action="store_true", help="add LiteLLM/ContextForge if they are running"
@@ -1077,6 +1085,11 @@ def main() -> None:
         if "tool-turn" in extras:
             say("# tool-turn ...")
             meta["tool_turn"] = run_module("bench.tool_turn", ["--rounds", str(a.rounds)], 900)
+        if "mcp-endpoint" in extras:
+            say("# mcp-endpoint ...")
+            meta["mcp_endpoint"] = run_module(
+                "bench.mcp_endpoint", ["--rounds", str(a.rounds), "--pg", a.pg], 900
+            )
         if "routing" in extras:
             say("# routing ...")
             meta["routing"] = run_module("bench.routing_latency", [], 1800)

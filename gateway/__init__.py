@@ -19,6 +19,7 @@ from gateway import (  # noqa: F401  (models registers the tables)
     chat,
     compat,
     health,
+    mcp_server,
     metrics,
     models,
     openapi,
@@ -62,6 +63,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     catalog.init_app(app)
     chat.init_app(app)
     compat.init_app(app)
+    mcp_server.init_app(app)
 
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)

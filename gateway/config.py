@@ -73,6 +73,8 @@ class Settings:
     llm_env: Mapping[str, str] = field(default_factory=dict)
     # ROUTING_* as given; gateway.runtime turns them into RoutingSettings.
     routing_env: Mapping[str, str] = field(default_factory=dict)
+    # MCP_ENDPOINT_* as given; gateway.mcp_server.settings parses them.
+    mcp_endpoint_env: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def is_production(self) -> bool:
@@ -219,6 +221,7 @@ def _typed_values(env: Mapping[str, str]) -> dict[str, Any]:
     values["log_level"] = env.get("LOG_LEVEL", "INFO").upper()
     values["log_format"] = env.get("LOG_FORMAT", "text").lower()
     values["routing_env"] = {k: v for k, v in env.items() if k.startswith("ROUTING_")}
+    values["mcp_endpoint_env"] = {k: v for k, v in env.items() if k.startswith("MCP_ENDPOINT_")}
     values["llm_env"] = {
         k: v for k, v in env.items() if k.startswith("LLM_") or k in LLM_MODEL_KEYS
     }

@@ -251,3 +251,12 @@ def _counters(app: Flask) -> Counters:
             RedisCounters(url) if url else DatabaseCounters(),
         )
     return entry[1]
+
+
+def hit_rate_limit(key: str, limit: int, window: int) -> int | None:
+    """Count one request under ``key``; the seconds to wait when over ``limit``, else None.
+
+    Shares the chat limits' counters (PostgreSQL, or Redis when set); a failing Redis skips it.
+    """
+    counters = _counters(current_app._get_current_object())  # type: ignore[attr-defined]
+    return _guarded(lambda: counters.hit(key, limit, window), counters)

@@ -80,3 +80,21 @@ def observe_turn(
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:
     HTTP_REQUESTS.labels(method, route, str(status)).inc()
     HTTP_LATENCY.labels(method, route).observe(seconds)
+
+
+MCP_ENDPOINT_CALLS = Counter(
+    "gateway_mcp_endpoint_calls_total",
+    "Calls through the gateway's MCP endpoint (/mcp), by method, server and outcome.",
+    ["method", "server", "outcome"],
+)
+MCP_ENDPOINT_LATENCY = Histogram(
+    "gateway_mcp_endpoint_call_duration_seconds",
+    "Time the gateway's MCP endpoint spent on a call, upstream included.",
+    ["method", "server"],
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+
+
+def observe_endpoint_call(method: str, server: str, outcome: str, seconds: float) -> None:
+    MCP_ENDPOINT_CALLS.labels(method, server, outcome).inc()
+    MCP_ENDPOINT_LATENCY.labels(method, server).observe(seconds)

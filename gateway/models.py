@@ -257,3 +257,28 @@ class PendingToolRound(db.Model):
     # {"assistant": [tool_use blocks of every call], "results": [stored tool rows' content]}
     round: Mapped[dict[str, Any]] = mapped_column(JSONType)
     created_at: Mapped[datetime] = _timestamp(index=True)
+
+
+class EndpointCall(db.Model):
+    """One call through the gateway's MCP endpoint (``/mcp``): who, what, how long, outcome.
+
+    Sizes only: the arguments and the result are never stored (they may hold secrets).
+    """
+
+    __tablename__ = "mcp_endpoint_calls"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    method: Mapped[str] = mapped_column(String(32))
+    server: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(512))
+    outcome: Mapped[str] = mapped_column(String(16))
+    duration_ms: Mapped[int]
+    request_bytes: Mapped[int]
+    response_bytes: Mapped[int]
+    created_at: Mapped[datetime] = _timestamp()
+
+    __table_args__ = (
+        Index("ix_mcp_endpoint_calls_user_id_id", "user_id", "id"),
+        Index("ix_mcp_endpoint_calls_server_id", "server", "id"),
+    )

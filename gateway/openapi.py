@@ -427,6 +427,7 @@ def _paths(development: bool) -> dict[str, Any]:
             )
         },
     }
+    paths.update(_mcp_endpoint_paths())
     if development:
         paths["/auth/dev-token"] = {
             "post": _op(
@@ -434,6 +435,50 @@ def _paths(development: bool) -> dict[str, Any]:
             )
         }
     return paths
+
+
+def _mcp_endpoint_paths() -> dict[str, Any]:
+    """``/mcp`` speaks MCP Streamable HTTP (JSON-RPC bodies), described by the MCP spec."""
+    any_body = {"schema": {}}
+    mcp = {"application/json": any_body, "text/event-stream": {"schema": {"type": "string"}}}
+    answers = {
+        str(code): {"description": text, "content": mcp}
+        for code, text in (
+            (200, "A JSON-RPC response, or an SSE stream of messages"),
+            (202, "Accepted (a notification)"),
+            (400, "Not a valid MCP request (JSON-RPC error body)"),
+            (404, "Unknown session"),
+            (405, "Method not allowed for this protocol version"),
+            (406, "The Accept header does not allow the answer"),
+            (413, "Body too large"),
+            (415, "Not application/json"),
+            (422, "Invalid request (JSON-RPC error body)"),
+            (503, "Too many open streams on this worker"),
+        )
+    }
+    operation = _op("MCP Streamable HTTP endpoint (2025-11-25 and 2026-07-28)", answers)
+    metadata = _op(
+        "OAuth protected-resource metadata for /mcp (RFC 9728)",
+        {"200": _json({"type": "object"})},
+        public=True,
+    )
+    return {
+        "/mcp": {"post": operation, "delete": operation},
+        "/mcp/calls": {
+            "get": _op(
+                "Calls made through /mcp, latest first, with totals (admin)",
+                {"200": _json(_obj(calls={"type": "array"}, totals={"type": "array"}))},
+                params=[
+                    _query("user_id", {"type": "string", "format": "uuid"}),
+                    _query("server", {"type": "string"}),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
+                ],
+                errors=(403, 422),
+            )
+        },
+        "/.well-known/oauth-protected-resource": {"get": metadata},
+        "/.well-known/oauth-protected-resource/mcp": {"get": metadata},
+    }
 
 
 @functools.cache

@@ -23,10 +23,12 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
+
+from mcp import Client
 
 from gateway.errors import ToolUnavailable
 from gateway.mcp.config import ServerConfig
@@ -169,6 +171,43 @@ class MCPHub:
             return result
         finally:
             self._record(server, tool, time.perf_counter() - started, failed)
+
+    def request(
+        self,
+        server: str,
+        action: Callable[[Client], Awaitable[Any]],
+        *,
+        timeout: float | None = None,
+    ) -> Any:
+        """Run ``action(client)`` on the server's live SDK client, on the hub loop.
+
+        For requests other than tool calls (resources, prompts) made by the gateway's own MCP
+        endpoint. Raises ToolUnavailable like ``call_tool``, TimeoutError past ``timeout``, and
+        whatever ``action`` raises (``MCPError`` from the server).
+        """
+        if self._closed:
+            raise ToolUnavailable("the MCP hub is closed")
+        rt = self._runtime()
+        session = rt.sessions.get(server)
+        if session is None or session.state == DISABLED:
+            raise ToolUnavailable(f"MCP server {server!r} is not available")
+        limit = timeout if timeout is not None else session.config.timeout
+
+        async def run() -> Any:
+            client = await session._ready_client(rt.loop.time() + session.config.connect_timeout)
+            async with asyncio.timeout(limit):
+                return await action(client)
+
+        return self._submit(
+            rt, run(), limit + session.config.connect_timeout + 2.0, on_timeout=None
+        )
+
+    def capabilities(self, server: str) -> Any:
+        """The server's declared capabilities (SDK ``ServerCapabilities``), or None if not ready."""
+        rt = self._runtime_
+        session = rt.sessions.get(server) if rt is not None and self._live(rt) else None
+        client = session._client if session is not None else None
+        return client.server_capabilities if client is not None else None
 
     def statuses(self) -> list[ServerStatus]:
         """One status per configured server; starts connecting if nothing has yet."""

@@ -70,6 +70,16 @@ def build_server() -> MCPServer:
         sys.stderr.flush()
         return "ok"
 
+    @srv.resource("note://readme", mime_type="text/plain")
+    def readme() -> str:
+        """A fixed text resource."""
+        return "read me"
+
+    @srv.prompt()
+    def greet(name: str) -> str:
+        """A one-message prompt that greets someone."""
+        return f"Say hello to {name}."
+
     _add_special_tools(srv)
     return srv
 
