@@ -29,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,6 +159,10 @@ def _docker(find: _Finder) -> Compose:
     if code:
         raise EngineError(f"the docker daemon does not answer ({_last_line(out)})")
     return Compose("docker", command, False)
+
+
+def _err(message: str) -> None:
+    print(message, file=sys.stderr)  # noqa: T201
 
 
 def _last_line(text: str) -> str:
@@ -328,16 +333,38 @@ def logs(compose: Compose, service: str | None, follow: bool) -> int:
 def restart(compose: Compose, service: str) -> int:
     if not compose.podman_compose:
         return compose.run("restart", service, check=False)
-    names = containers(compose, service)
+    names = containers(compose, service, running=True)
     with HealthTicker(compose):
-        return subprocess.run(["podman", "restart", "-t", "35", *names]).returncode
+        code = subprocess.run(["podman", "restart", "-t", "35", *names]).returncode
+        return code or wait_healthy(compose, service, len(names), 300)
 
 
-def scale(compose: Compose, replicas: int) -> int:
+def scale(compose: Compose, replicas: int, timeout: float = 300) -> int:
+    """``replicas`` gateways, returning once every one of them is healthy."""
     with HealthTicker(compose):
-        return compose.run(
+        code = compose.run(
             "up", "-d", "--no-recreate", "--scale", f"gateway={replicas}", check=False
         )
+        return code or wait_healthy(compose, "gateway", replicas, timeout)
+
+
+def wait_healthy(compose: Compose, service: str, replicas: int, timeout: float) -> int:
+    """0 once ``replicas`` containers of ``service`` run and all are healthy, else 1."""
+    deadline = time.monotonic() + timeout
+    while True:
+        names = containers(compose, service, running=True)
+        states = [health(compose, name) for name in names]
+        if len(names) >= replicas and set(states) == {"healthy"}:
+            return 0
+        if time.monotonic() > deadline:
+            _err(f"{service}: {dict(zip(names, states, strict=True))} after {timeout:g} s")
+            return 1
+        time.sleep(2)
+
+
+def health(compose: Compose, name: str) -> str:
+    code, out = _output(compose.engine, "inspect", "--format", "{{.State.Health.Status}}", name)
+    return out.strip() if code == 0 else "gone"
 
 
 def gateway_port() -> str:
