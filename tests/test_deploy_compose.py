@@ -146,6 +146,41 @@ def test_make_up_without_an_engine_writes_nothing(tmp_path):
     assert not (tmp_path / "secrets").exists()
 
 
+# --- the database volume and its password -----------------------------------------------------
+
+# An engine with one gateway container whose log ends in psycopg's refusal, and a pgdata volume.
+PODMAN_WITH_OLD_VOLUME = """case "$1" in
+  ps) echo mcp-gateway_gateway_1 ;;
+  logs) echo 'start-up failed: connection to server at "postgres" (10.89.0.2), port 5432 failed:'
+        echo 'FATAL:  password authentication failed for user "gateway"' ;;
+  volume) exit 0 ;;
+  *) exit 0 ;;
+esac"""
+
+
+def test_a_new_clone_next_to_an_old_volume_is_refused_before_anything_is_written(
+    tmp_path, monkeypatch, capsys
+):
+    _fake(tmp_path, "podman", PODMAN_WITH_OLD_VOLUME)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(compose, "SECRETS", tmp_path / "secrets")
+    engine = compose.Compose("podman", (str(tmp_path / "podman"), "compose"), False)
+    assert compose.up(engine, "http://127.0.0.1:1/health", timeout=0) == 1
+    message = capsys.readouterr().err
+    assert f"{compose.PROJECT}_pgdata exists, but secrets/postgres_password does not" in message
+    assert "make down-volumes" in message
+    assert not (tmp_path / "secrets").exists()
+
+
+def test_a_password_the_database_refuses_is_named_with_the_way_out(tmp_path, monkeypatch):
+    _fake(tmp_path, "podman", PODMAN_WITH_OLD_VOLUME)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    engine = compose.Compose("podman", (str(tmp_path / "podman"), "compose"), False)
+    message = compose.diagnose(engine, "http://127.0.0.1:1/health", 300)
+    assert "does not accept the password in secrets/" in message
+    assert "make down-volumes" in message and "Restore the secrets/ directory" in message
+
+
 # --- nginx-resolvers.envsh -------------------------------------------------------------------
 
 # Two container networks, 10.89.0.0/24 and 10.89.1.0/24 (little-endian hex, as the kernel
