@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 
 .DEFAULT_GOAL := help
 
-.PHONY: help run test lint format clean up down status logs restart scale validate-deploy
+.PHONY: help run test lint format clean up down down-volumes status logs restart scale test-stack validate-deploy
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -50,42 +50,41 @@ include bench.mk
 clean: ## Remove the virtualenv, caches and the development database
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache
 
-# Deployment with compose (README, "Deploy"): podman when installed, else docker.
-CONTAINER ?= $(shell command -v podman >/dev/null 2>&1 && echo podman || echo docker)
-COMPOSE ?= $(CONTAINER) compose
-GATEWAY_PORT ?= 8000
-GATEWAY_URL := http://127.0.0.1:$(GATEWAY_PORT)
-N ?= 2
+# Deployment with compose (README, "Deploy"): deploy/compose.py finds docker compose, podman
+# compose (podman 4.7+) or podman-compose; CONTAINER=docker|podman or COMPOSE="..." chooses.
+# Their values, and GATEWAY_PORT's (default 8000, also read from .env), reach it from the
+# command line or the environment.
+STACK := $(PYTHON) deploy/compose.py
 
 up: ## Start PostgreSQL, the gateway and nginx (creates secrets/ on first run), wait until healthy
-	@$(PYTHON) deploy/stack.py secrets secrets
-	GATEWAY_PORT=$(GATEWAY_PORT) $(COMPOSE) up -d --build
-	@echo "Waiting for $(GATEWAY_URL)/health ..."
-	@$(PYTHON) deploy/stack.py wait $(GATEWAY_URL)/health 180 || { $(COMPOSE) ps; exit 1; }
-	@$(COMPOSE) ps
-	@echo
-	@echo "MCP Gateway is up at $(GATEWAY_URL) (production mode: no mock authentication)."
-	@echo "The first admin, either way:"
-	@echo "  - ADMIN_EMAIL=you@example.com in .env, then make up again; the password is in secrets/admin_password"
-	@echo "  - $(COMPOSE) exec gateway flask --app wsgi create-admin you@example.com   (prompts for a password)"
-	@echo "A token:"
-	@echo "  curl -s -X POST $(GATEWAY_URL)/auth/login -H 'Content-Type: application/json' \\"
-	@echo "       -d '{\"email\": \"you@example.com\", \"password\": \"...\"}'"
+	@$(STACK) up
 
-down: ## Stop and remove the containers (the database volume stays)
-	$(COMPOSE) down
+down: ## Stop and remove every container (all replicas) and the networks; the database volume stays
+	@$(STACK) down
+
+down-volumes: ## Like down, and delete the database volume with all its data
+	@$(STACK) down-volumes
 
 status: ## Show the containers and their health
-	$(COMPOSE) ps
+	@$(STACK) status
 
-logs: ## Follow the logs (SERVICE=gateway for one service)
-	$(COMPOSE) logs -f --tail=200 $(SERVICE)
+logs: ## Follow the logs of every replica (SERVICE=gateway for one service; FOLLOW=0 to print and exit)
+	@$(STACK) logs $(SERVICE)
 
-restart: ## Restart the gateway replicas (after a config change: make up)
-	$(COMPOSE) restart gateway
+restart: ## Restart every gateway replica (after a config change: make up)
+	@$(STACK) restart gateway
 
-scale: ## Run N gateway replicas behind nginx (make scale N=3)
-	GATEWAY_PORT=$(GATEWAY_PORT) $(COMPOSE) up -d --no-recreate --scale gateway=$(N)
+N ?= 2
+scale: ## Run N gateway replicas behind nginx (make scale N=3; default 2)
+	@$(STACK) scale $(N)
+
+# The real stack end to end (tests/stack_drill.py); not part of `make test`. Uses the engine
+# installed; as root with none, ../shared/containers/setup-podman.sh (beside the repository) installs podman.
+SETUP_PODMAN ?= ../shared/containers/setup-podman.sh
+test-stack: $(VENV)/.dev-installed ## Build and run the real compose stack: chat, scale, kill a replica, down/up
+	@if ! PATH="$(BIN):$$PATH" $(STACK) which >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && [ -f $(SETUP_PODMAN) ]; then \
+		bash $(SETUP_PODMAN); fi
+	PATH="$(BIN):$$PATH" $(BIN)/pytest -p no:cacheprovider -v tests/stack_drill.py $(PYTEST_ARGS)
 
 validate-deploy: $(VENV)/.dev-installed ## Check the deployment files: compose schema, hadolint, nginx -t, Kubernetes schemas
 	$(BIN)/pytest -q tests/test_deploy_files.py
