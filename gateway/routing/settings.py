@@ -68,6 +68,11 @@ class RoutingSettings:
     # that tool's vector, at most this many per tool (0 turns it off); re-read this often (s).
     learned_examples: int = 20
     learn_refresh_seconds: float = 60.0
+    # The model's own tool search (``find_tools``), offered when the catalog holds more tools
+    # than the turn got: tools listed per search, and tools one turn can add in all.
+    tool_search: bool = True
+    search_results: int = 8
+    search_max_added: int = 16
     # Optional LLM router for low-confidence decisions, between these two fused scores.
     llm_router: bool = False
     llm_floor: float = 0.1
@@ -84,6 +89,8 @@ class RoutingSettings:
             raise ValueError("routing local_model must be minilm, wordllama or minilm+wordllama")
         if not 0.0 <= self.semantic_weight <= 1.0:
             raise ValueError("routing semantic_weight must be within [0, 1]")
+        if self.search_results < 1 or self.search_max_added < 0:
+            raise ValueError("routing search_results must be >= 1 and search_max_added >= 0")
 
     @classmethod
     def from_mapping(
