@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from gateway.routing.benchmark import MODES, measure, synthetic_catalog, synthetic_prompts
-from gateway.routing.evaluate import evaluate, evaluate_learning, load_cases, load_catalog
+from gateway.routing.evaluate import (
+    evaluate,
+    evaluate_learning,
+    load_cases,
+    load_catalog,
+    settings_dict,
+    settings_in_effect,
+)
 from gateway.routing.router import Router
 from gateway.routing.settings import RoutingSettings
 
@@ -208,25 +215,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[50, 500, 5000])
     parser.add_argument("--chat", default="tests/fixtures/routing/chat.jsonl")
     parser.add_argument("--readme", help="also replace the marked results section of this file")
+    parser.add_argument("--env-file", default=".env", help="read ROUTING_* from it, as the gateway")
     args = parser.parse_args(argv)
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     data = Path(args.data)
     started = time.perf_counter()
     chat = Path(args.chat)
-    hybrid = run_datasets(data, RoutingSettings(), chat)
+    base, overrides = settings_in_effect(args.env_file)
+    sys.stdout.write(f"settings: {json.dumps(overrides or 'shipped defaults')}\n")
+    sys.stdout.write(f"settings in effect: {json.dumps(settings_dict(base))}\n")
+    hybrid = run_datasets(data, base, chat)
     variants = {
-        label: run_datasets(data, replace(RoutingSettings(), **change), chat)
+        label: run_datasets(data, replace(base, **change), chat)
         for label, change in VARIANTS.items()
     }
-    learned = run_learning(data, RoutingSettings())
+    learned = run_learning(data, base)
     prompts = synthetic_prompts(200)
     bench: dict[str, dict[str, float]] = {}
     for size in args.sizes:
         catalog = synthetic_catalog(size)
         for mode, change in MODES.items():
             t0 = time.perf_counter()
-            router = Router(catalog, replace(RoutingSettings(), **change))
+            router = Router(catalog, replace(base, **change))
             router.warm()
             index_ms = (time.perf_counter() - t0) * 1000
             bench[f"{size}/{mode}"] = {"index_ms": index_ms, **measure(router, prompts)}

@@ -58,6 +58,9 @@ class RoutingSettings:
     # Local models: "minilm" (~0.26 ms per prompt token here), "wordllama" (~0.1 ms per prompt,
     # weaker) or both blended (the measured best, at MiniLM's cost).
     local_model: str = "minilm+wordllama"
+    # Prompts that do not look English are scored by a multilingual encoder instead of the local
+    # model (local backend only; an embeddings endpoint is assumed to pick its own model).
+    multilingual: bool = True
     embeddings_url: str = ""
     embeddings_model: str = ""
     semantic_weight: float = 0.5
@@ -99,6 +102,8 @@ class RoutingSettings:
         """Settings from config keys such as ``ROUTING_THRESHOLD``; strings are converted."""
         known = {f.name: f for f in fields(cls)}
         changes: dict[str, Any] = {}
+        if values.get(f"{prefix}EMBEDDINGS_URL") and f"{prefix}SEMANTIC_BACKEND" not in values:
+            changes["semantic_backend"] = "endpoint"  # a URL alone means "use it"
         for key, raw in values.items():
             if not key.upper().startswith(prefix):
                 continue
