@@ -52,6 +52,9 @@ TARGETS = {
     ],
 }
 
+# Prompts in 13 languages (right-to-left and CJK among them) over the LiveMCPBench catalog.
+MULTILINGUAL = Path(__file__).resolve().parents[2] / "tests/fixtures/routing/multilingual.jsonl"
+
 # Columns beside the default: one setting changed each.
 VARIANTS: dict[str, dict[str, Any]] = {
     "MiniLM only": {"local_model": "minilm"},
@@ -71,6 +74,8 @@ def run_datasets(data: Path, settings: RoutingSettings, chat: Path) -> dict[str,
         router.warm()
         results[f"{folder}/{cases_file}"] = evaluate(router, cases)
         results[f"{folder}/chat"] = evaluate(router, chat_cases)
+        if folder == "livemcpbench" and MULTILINGUAL.exists():
+            results[f"{folder}/multilingual"] = evaluate(router, load_cases(MULTILINGUAL))
         # Two halves of the same cases: the spread shows how much a figure can move by chance.
         results[f"{folder}/{cases_file}#even"] = evaluate(router, cases[0::2])
         results[f"{folder}/{cases_file}#odd"] = evaluate(router, cases[1::2])
@@ -122,6 +127,32 @@ def markdown(
             lines.append(
                 f"| {title} | {label} | {goal} | **{value:.3f}** | {halves} | {others} | {met} |"
             )
+    lines += [
+        "",
+        "Recall first: does the offer hold the right server, and at what cost in tools? The",
+        "search column is `find_tools` queried with the case's prompt itself: the share of",
+        "the case's tools in its first 10 results. Targets: offered recall ≥ 0.95 with ≤ 15",
+        "tools, search ≥ 0.90, no-tool accuracy ≥ 0.90, multilingual recall within 0.05 of",
+        "English (LiveMCPBench's). The multilingual cases (`tests/fixtures/routing/",
+        "multilingual.jsonl`, 13 languages) run over the LiveMCPBench catalog.",
+        "",
+        "| dataset | offered-server recall | mean tools offered | search: tool in top 10 "
+        "| no-tool accuracy |",
+        "|---|---|---|---|---|",
+    ]
+    rows = [(title, f"{folder}/{cases_file}") for title, folder, cases_file in DATASETS]
+    rows += [("Multilingual (74 prompts, 13 languages)", "livemcpbench/multilingual")]
+    rows += [(f"Plain chat vs {folder}", f"{folder}/chat") for _, folder, _ in DATASETS[:2]]
+    for title, key in rows:
+        r = hybrid.get(key)
+        if r is None:
+            continue
+        cells = [
+            r[k] for k in ("offered_server_recall", "mean_tools_offered", "tool_recall_at_10")
+        ] + [r["no_tool_accuracy"]]
+        lines.append(
+            f"| {title} | " + " | ".join("—" if v is None else f"{v:.3f}" for v in cells) + " |"
+        )
     lines += [
         "",
         "After learning from use (`ROUTING_LEARNED_EXAMPLES`, on by default): the gateway mixes",
