@@ -19,7 +19,7 @@ from gateway.catalog.search import ToolSearch
 from gateway.database import upgrade_database
 from gateway.extensions import db
 from gateway.llm.types import ToolCall as LLMToolCall
-from gateway.models import Message, ToolCall
+from gateway.models import Message, RoutingExample, ToolCall
 from gateway.routing import Catalog, Router, RoutingSettings, ServerDescriptor
 from gateway.runtime import close_runtime, mcp_hub
 from gateway.tools import Tool
@@ -145,6 +145,11 @@ def test_the_model_searches_then_calls_a_found_tool(client, search_app, fake, al
             ("clock", "get_current_time"),
             ("gateway", "find_tools"),
         ]
+        # The found tool learns the prompt (learning from use); the search itself does not.
+        learned = db.session.scalars(
+            select(RoutingExample.server).where(RoutingExample.prompt == "¿Qué hora es en Tokio?")
+        ).all()
+        assert set(learned) == {"clock"}
 
 
 def test_the_search_result_lists_the_matches_for_the_model(client, fake, alice):
