@@ -61,6 +61,7 @@ def evaluate(router: Router, cases: Iterable[Case]) -> dict[str, Any]:
     top1 = recall3 = offered = tool5 = tool10 = all5 = 0.0
     needing = no_tool = no_tool_ok = with_tools = offered_tools = 0
     timings: list[float] = []
+    server_of = {t.qualified_name: t.server for t in router.catalog.tools}
     for case in cases:
         started = time.perf_counter()
         ranking = router.rank(case.prompt, history=case.history)
@@ -76,7 +77,9 @@ def evaluate(router: Router, cases: Iterable[Case]) -> dict[str, Any]:
         ranked = [x.name for x in ranking.servers]
         top1 += ranked[0] in gold if ranked else 0
         recall3 += len(gold & set(ranked[:3])) / len(gold)
-        offered += len(gold & set(decision.servers)) / len(gold)
+        # A server counts as offered only with at least one of its tools in the offer.
+        served = {server_of[name] for name in decision.tools if name in server_of}
+        offered += len(gold & served) / len(gold)
         if case.tools:
             with_tools += 1
             tools = [f"{t.server}/{t.name}" for t, _ in ranking.tools[:10]]
