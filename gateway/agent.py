@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextvars
 import logging
 import time
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 from gateway.errors import ToolUnavailable, UpstreamError, UpstreamTimeout
 from gateway.llm.base import summarize
@@ -30,6 +31,18 @@ log = logging.getLogger(__name__)
 ToolRunner = Callable[[ToolCall], ToolResult]
 CancelCheck = Callable[[], bool]
 
+
+class GatewayTool(Protocol):
+    """A tool the gateway answers itself (e.g. ``find_tools``), offered beside the MCP tools.
+
+    ``run`` returns the result for the model and the tools to offer from the next round on.
+    """
+
+    tool: Tool
+
+    def run(self, call: ToolCall) -> tuple[ToolResult, tuple[Tool, ...]]: ...
+
+
 DEFAULT_MAX_TOOL_ROUNDS = 8
 
 
@@ -43,6 +56,7 @@ def complete_turn(
     max_parallel_tools: int = 4,
     prices: Mapping[str, ModelPrice] | None = None,
     cancelled: CancelCheck | None = None,
+    gateway_tools: Sequence[GatewayTool] = (),
 ) -> ChatResponse:
     """Run a whole turn without streaming (one non-streaming call per round); return the answer."""
     events = run_turn(
@@ -55,6 +69,7 @@ def complete_turn(
         max_parallel_tools=max_parallel_tools,
         prices=prices,
         cancelled=cancelled,
+        gateway_tools=gateway_tools,
     )
     response = None
     for event in events:
@@ -75,6 +90,7 @@ def run_turn(
     max_parallel_tools: int = 4,
     prices: Mapping[str, ModelPrice] | None = None,
     cancelled: CancelCheck | None = None,
+    gateway_tools: Sequence[GatewayTool] = (),
 ) -> Iterator[ChatEvent]:
     """Run one chat turn as a stream of events that always ends with one ``done`` event.
 
@@ -83,7 +99,12 @@ def run_turn(
     error results. ``cancelled`` is polled between chunks and rounds: once it returns true
     the turn stops and ends with ``stop_reason="cancelled"``. Upstream failures raise
     ``UpstreamError``/``UpstreamTimeout`` after one try of ``fallback``, if given.
+    ``gateway_tools`` are offered too and answered in-process; the tools they return are
+    offered from the next round on.
     """
+    own = _OwnTools(run_tool, gateway_tools)
+    if gateway_tools:
+        request = replace(request, tools=request.tools + tuple(g.tool for g in gateway_tools))
     turn = _Turn(provider, request, fallback, prices or {}, time.perf_counter())
     is_cancelled = cancelled or (lambda: False)
     tools = {wire_name(t): t for t in request.tools}
@@ -121,7 +142,7 @@ def run_turn(
         for call in calls:
             yield ChatEvent(type="tool_call_started", round=round_no, tool_call=call)
         results: dict[str, ToolResult] = {}
-        for call, result, duration in _run_tools(calls, run_tool, max_parallel_tools):
+        for call, result, duration in _run_tools(calls, own.run, max_parallel_tools):
             results[call.id] = result
             yield ChatEvent(
                 type="tool_call_finished",
@@ -136,7 +157,34 @@ def run_turn(
         if client_calls:
             yield turn.done(response.text, "client_tool_calls", client_calls=client_calls)
             return
+        new = own.take_found(tools)
+        if new:
+            tools.update(new)
+            turn.request = replace(turn.request, tools=turn.request.tools + tuple(new.values()))
     raise AssertionError("unreachable: the last round always returns")
+
+
+class _OwnTools:
+    """Routes calls of gateway tools in-process and collects the tools they found."""
+
+    def __init__(self, run_tool: ToolRunner, gateway_tools: Sequence[GatewayTool]) -> None:
+        self._run_tool = run_tool
+        self._own = {wire_name(g.tool): g for g in gateway_tools}
+        self._found: list[Tool] = []
+
+    def run(self, call: ToolCall) -> ToolResult:
+        handler = self._own.get(call.name)
+        if handler is None:
+            return self._run_tool(call)
+        result, found = handler.run(call)
+        self._found.extend(found)  # list.extend is atomic: calls of a round may run in threads
+        return result
+
+    def take_found(self, offered: Mapping[str, Tool]) -> dict[str, Tool]:
+        """Tools found since the last round that are not offered yet, by wire name."""
+        new = {wire_name(t): t for t in self._found if wire_name(t) not in offered}
+        self._found.clear()
+        return new
 
 
 @dataclass

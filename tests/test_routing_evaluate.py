@@ -13,6 +13,7 @@ from gateway.routing.evaluate import (
     load_cases,
     load_catalog,
     main,
+    settings_in_effect,
 )
 
 FIXTURES = Path(__file__).parent / "fixtures" / "routing"
@@ -69,3 +70,34 @@ def test_learning_split_learns_from_one_half_and_scores_the_other() -> None:
     assert result["server_top1"] == pytest.approx(
         (halves[0]["server_top1"] + halves[1]["server_top1"]) / 2, abs=1e-3
     )
+
+
+def test_the_evaluation_reads_routing_settings_as_the_gateway_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("ROUTING_THRESHOLD=0.9\nROUTING_TOOL_BUDGET=7\nOTHER=1\n")
+    monkeypatch.setenv("ROUTING_TOOL_BUDGET", "5")  # the environment wins over .env
+    monkeypatch.setenv("ROUTING_SEMANTIC", "false")
+    settings, overrides = settings_in_effect(env_file)
+    assert (settings.threshold, settings.tool_budget, settings.semantic) == (0.9, 5, False)
+    assert overrides == {
+        "ROUTING_THRESHOLD": "0.9",
+        "ROUTING_TOOL_BUDGET": "5",
+        "ROUTING_SEMANTIC": "false",
+    }
+    cases = ["--catalog", str(FIXTURES / "catalog.json"), "--cases", str(FIXTURES / "cases.jsonl")]
+    assert main([*cases, "--env-file", str(env_file)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    printed = json.loads(lines[1].split(": ", 1)[1])
+    assert (printed["threshold"], printed["tool_budget"]) == (0.9, 5)
+    assert json.loads(lines[-1])["method"] == "lexical"
+    # Threshold 0.9: hardly anything is offered, which the figures must show.
+    assert json.loads(lines[-1])["offered_server_recall"] < 0.5
+
+
+def test_an_embeddings_url_alone_selects_the_endpoint_backend(tmp_path: Path) -> None:
+    settings, _ = settings_in_effect(
+        tmp_path / "missing.env", {"ROUTING_EMBEDDINGS_URL": "http://127.0.0.1:9/v1"}
+    )
+    assert settings.semantic_backend == "endpoint"

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from gateway.catalog.learned import LearnedExamples
 from gateway.catalog.pins import PinCache
 from gateway.catalog.reload import ConfigWatcher
+from gateway.catalog.search import ToolSearch
 from gateway.mcp import MCPHub, ServerConfig
 from gateway.routing import Catalog, Router, RoutingDecision, RoutingSettings, ServerDescriptor
 from gateway.tools import Tool
@@ -16,10 +17,12 @@ from gateway.tools import Tool
 
 @dataclass(frozen=True)
 class Offer:
-    """The routing decision and the tools it selected, in rank order."""
+    """The routing decision and the tools it selected, in rank order; ``search`` is the turn's
+    ``find_tools`` when the searchable catalog holds more than was offered."""
 
     decision: RoutingDecision
     tools: tuple[Tool, ...]
+    search: ToolSearch | None = None
 
 
 class ToolOffer:
@@ -62,7 +65,24 @@ class ToolOffer:
         router = self.router()
         decision = router.route(prompt, history=history, pinned_servers=pinned)
         by_name = {t.qualified_name: t for t in router.catalog.tools}
-        return Offer(decision, tuple(by_name[n] for n in decision.tools if n in by_name))
+        tools = tuple(by_name[n] for n in decision.tools if n in by_name)
+        return Offer(decision, tools, self._search(router, decision, tools))
+
+    def _search(
+        self, router: Router, decision: RoutingDecision, tools: Sequence[Tool]
+    ) -> ToolSearch | None:
+        """The turn's tool search; a pinned turn (request or ``@mention``) searches only its
+        own servers."""
+        s = self.settings
+        if not s.tool_search:
+            return None
+        offered = frozenset(t.qualified_name for t in tools)
+        servers = frozenset(decision.servers) if decision.pinned else None
+        if not ToolSearch.worth_offering(router, offered, servers):
+            return None
+        return ToolSearch(
+            router, offered, servers, results=s.search_results, max_added=s.search_max_added
+        )
 
 
 def _descriptor(config: ServerConfig) -> ServerDescriptor:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.catalog.search import SEARCH_SERVER
 from gateway.chat.history import assistant_blocks, result_json, text_blocks, tool_result_blocks
 from gateway.chat.store import touch
 from gateway.extensions import db
@@ -161,7 +162,7 @@ class TurnRecorder:
                 duration_ms=duration_ms,
             )
         )
-        if self.learn and not result.is_error and call.server:
+        if self.learn and not result.is_error and call.server and call.server != SEARCH_SERVER:
             db.session.flush()  # the tool call row first: the example refers to it
             db.session.add(
                 RoutingExample(

@@ -178,6 +178,8 @@ def _run(
     offer = tool_offer().offer(turn.prompt, history=turn.context_prompts, pinned=turn.servers)
     log_decision(offer.decision)
     recorder.routing = routing = offer.decision.to_dict()
+    if offer.search is not None:
+        routing["tool_search"] = offer.search.record()
     yield "routing", routing
     request = ChatRequest(
         messages=(*turn.history, LLMMessage.user(turn.prompt)),
@@ -198,6 +200,7 @@ def _run(
         max_parallel_tools=llm.max_parallel_tools,
         prices=llm.prices,
         cancelled=cancelled,
+        gateway_tools=(offer.search,) if offer.search else (),
     )
     for event in events:
         recorder.handle(event)
@@ -205,6 +208,8 @@ def _run(
             done = event.response
             if done.client_calls:
                 pending.keep_round(turn.user_id, done)
+            if offer.search is not None:
+                routing["tool_search"] = offer.search.record()
             observe_turn(
                 done.provider,
                 done.model,

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +59,9 @@ def load_cases(path: str | Path) -> list[Case]:
 def evaluate(router: Router, cases: Iterable[Case]) -> dict[str, Any]:
     """Ranking and selection metrics plus per-decision latency percentiles."""
     top1 = recall3 = offered = tool5 = tool10 = all5 = 0.0
-    needing = no_tool = no_tool_ok = with_tools = 0
+    needing = no_tool = no_tool_ok = with_tools = offered_tools = 0
     timings: list[float] = []
+    server_of = {t.qualified_name: t.server for t in router.catalog.tools}
     for case in cases:
         started = time.perf_counter()
         ranking = router.rank(case.prompt, history=case.history)
@@ -70,11 +72,14 @@ def evaluate(router: Router, cases: Iterable[Case]) -> dict[str, Any]:
             no_tool_ok += not decision.tools
             continue
         needing += 1
+        offered_tools += len(decision.tools)
         gold = set(case.servers)
         ranked = [x.name for x in ranking.servers]
         top1 += ranked[0] in gold if ranked else 0
         recall3 += len(gold & set(ranked[:3])) / len(gold)
-        offered += len(gold & set(decision.servers)) / len(gold)
+        # A server counts as offered only with at least one of its tools in the offer.
+        served = {server_of[name] for name in decision.tools if name in server_of}
+        offered += len(gold & served) / len(gold)
         if case.tools:
             with_tools += 1
             tools = [f"{t.server}/{t.name}" for t, _ in ranking.tools[:10]]
@@ -92,6 +97,7 @@ def evaluate(router: Router, cases: Iterable[Case]) -> dict[str, Any]:
         "tool_recall_at_10": _ratio(tool10, with_tools),
         "tools_all_in_top5": _ratio(all5, with_tools),
         "offered_server_recall": _ratio(offered, needing),
+        "mean_tools_offered": _ratio(offered_tools, needing),
         "no_tool_accuracy": _ratio(no_tool_ok, no_tool),
         "p50_ms": _percentile(timings, 0.50),
         "p99_ms": _percentile(timings, 0.99),
@@ -138,18 +144,36 @@ def _percentile(sorted_values: Sequence[float], q: float) -> float | None:
     return round(sorted_values[index], 3)
 
 
+def settings_in_effect(
+    env_file: str | Path = ".env", environ: Mapping[str, str] | None = None
+) -> tuple[RoutingSettings, dict[str, str]]:
+    """The routing settings the gateway would use here: ``ROUTING_*`` from the environment over
+    ``env_file`` (the gateway's own rule), and the variables that changed them."""
+    from dotenv import dotenv_values
+
+    file_values = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+    merged = {**file_values, **(os.environ if environ is None else environ)}
+    overrides = {k: v for k, v in merged.items() if k.startswith("ROUTING_")}
+    return RoutingSettings.from_mapping(overrides), overrides
+
+
+def settings_dict(settings: RoutingSettings) -> dict[str, Any]:
+    """Every setting as JSON-ready values, for printing beside the figures."""
+    return {
+        f.name: dict(value) if isinstance(value, Mapping) else value
+        for f in fields(settings)
+        for value in [getattr(settings, f.name)]
+    }
+
+
 def build_router(
     catalog: Catalog,
     settings: RoutingSettings,
     *,
     examples: dict[str, list[str]] | None = None,
 ) -> Router:
-    """A router with the settings' encoder, if any (imported only when asked for)."""
-    if not settings.semantic:
-        return Router(catalog, settings, examples=examples)
-    from gateway.routing.encoders import encoder_for
-
-    return Router(catalog, settings, encoder=encoder_for(settings), examples=examples)
+    """A router with the settings' own encoders, as the gateway builds it."""
+    return Router(catalog, settings, examples=examples)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -164,8 +188,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="learn examples from one half of the cases, evaluate on the other (and swap)",
     )
+    parser.add_argument("--env-file", default=".env", help="read ROUTING_* from it, as the gateway")
     args = parser.parse_args(argv)
-    settings = RoutingSettings()
+    settings, overrides = settings_in_effect(args.env_file)
     if args.semantic != "default":
         settings = replace(settings, semantic=args.semantic == "on")
     catalog = load_catalog(args.catalog)
@@ -185,6 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     result["method"] = "hybrid" if router.semantic_enabled else "lexical"
     result["learned"] = "half" if args.learn_half else "none"
     out = sys.stdout
+    out.write(f"settings: {json.dumps(overrides or 'shipped defaults')}\n")
+    out.write(f"settings in effect: {json.dumps(settings_dict(settings))}\n")
     out.write(
         f"catalog: {args.catalog} ({len(catalog.servers)} servers, {len(catalog.tools)} tools)\n"
     )

@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from gateway.routing.benchmark import MODES, measure, synthetic_catalog, synthetic_prompts
-from gateway.routing.evaluate import evaluate, evaluate_learning, load_cases, load_catalog
+from gateway.routing.evaluate import (
+    evaluate,
+    evaluate_learning,
+    load_cases,
+    load_catalog,
+    settings_dict,
+    settings_in_effect,
+)
 from gateway.routing.router import Router
 from gateway.routing.settings import RoutingSettings
 
@@ -45,6 +52,9 @@ TARGETS = {
     ],
 }
 
+# Prompts in 13 languages (right-to-left and CJK among them) over the LiveMCPBench catalog.
+MULTILINGUAL = Path(__file__).resolve().parents[2] / "tests/fixtures/routing/multilingual.jsonl"
+
 # Columns beside the default: one setting changed each.
 VARIANTS: dict[str, dict[str, Any]] = {
     "MiniLM only": {"local_model": "minilm"},
@@ -64,6 +74,8 @@ def run_datasets(data: Path, settings: RoutingSettings, chat: Path) -> dict[str,
         router.warm()
         results[f"{folder}/{cases_file}"] = evaluate(router, cases)
         results[f"{folder}/chat"] = evaluate(router, chat_cases)
+        if folder == "livemcpbench" and MULTILINGUAL.exists():
+            results[f"{folder}/multilingual"] = evaluate(router, load_cases(MULTILINGUAL))
         # Two halves of the same cases: the spread shows how much a figure can move by chance.
         results[f"{folder}/{cases_file}#even"] = evaluate(router, cases[0::2])
         results[f"{folder}/{cases_file}#odd"] = evaluate(router, cases[1::2])
@@ -115,6 +127,32 @@ def markdown(
             lines.append(
                 f"| {title} | {label} | {goal} | **{value:.3f}** | {halves} | {others} | {met} |"
             )
+    lines += [
+        "",
+        "Recall first: does the offer hold the right server, and at what cost in tools? The",
+        "search column is `find_tools` queried with the case's prompt itself: the share of",
+        "the case's tools in its first 10 results. Targets: offered recall ≥ 0.95 with ≤ 15",
+        "tools, search ≥ 0.90, no-tool accuracy ≥ 0.90, multilingual recall within 0.05 of",
+        "English (LiveMCPBench's). The multilingual cases (`tests/fixtures/routing/",
+        "multilingual.jsonl`, 13 languages) run over the LiveMCPBench catalog.",
+        "",
+        "| dataset | offered-server recall | mean tools offered | search: tool in top 10 "
+        "| no-tool accuracy |",
+        "|---|---|---|---|---|",
+    ]
+    rows = [(title, f"{folder}/{cases_file}") for title, folder, cases_file in DATASETS]
+    rows += [("Multilingual (74 prompts, 13 languages)", "livemcpbench/multilingual")]
+    rows += [(f"Plain chat vs {folder}", f"{folder}/chat") for _, folder, _ in DATASETS[:2]]
+    for title, key in rows:
+        r = hybrid.get(key)
+        if r is None:
+            continue
+        cells = [
+            r[k] for k in ("offered_server_recall", "mean_tools_offered", "tool_recall_at_10")
+        ] + [r["no_tool_accuracy"]]
+        lines.append(
+            f"| {title} | " + " | ".join("—" if v is None else f"{v:.3f}" for v in cells) + " |"
+        )
     lines += [
         "",
         "After learning from use (`ROUTING_LEARNED_EXAMPLES`, on by default): the gateway mixes",
@@ -208,25 +246,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[50, 500, 5000])
     parser.add_argument("--chat", default="tests/fixtures/routing/chat.jsonl")
     parser.add_argument("--readme", help="also replace the marked results section of this file")
+    parser.add_argument("--env-file", default=".env", help="read ROUTING_* from it, as the gateway")
     args = parser.parse_args(argv)
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     data = Path(args.data)
     started = time.perf_counter()
     chat = Path(args.chat)
-    hybrid = run_datasets(data, RoutingSettings(), chat)
+    base, overrides = settings_in_effect(args.env_file)
+    sys.stdout.write(f"settings: {json.dumps(overrides or 'shipped defaults')}\n")
+    sys.stdout.write(f"settings in effect: {json.dumps(settings_dict(base))}\n")
+    hybrid = run_datasets(data, base, chat)
     variants = {
-        label: run_datasets(data, replace(RoutingSettings(), **change), chat)
+        label: run_datasets(data, replace(base, **change), chat)
         for label, change in VARIANTS.items()
     }
-    learned = run_learning(data, RoutingSettings())
+    learned = run_learning(data, base)
     prompts = synthetic_prompts(200)
     bench: dict[str, dict[str, float]] = {}
     for size in args.sizes:
         catalog = synthetic_catalog(size)
         for mode, change in MODES.items():
             t0 = time.perf_counter()
-            router = Router(catalog, replace(RoutingSettings(), **change))
+            router = Router(catalog, replace(base, **change))
             router.warm()
             index_ms = (time.perf_counter() - t0) * 1000
             bench[f"{size}/{mode}"] = {"index_ms": index_ms, **measure(router, prompts)}

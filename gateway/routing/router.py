@@ -13,7 +13,7 @@ import numpy as np
 
 from gateway.routing.catalog import Catalog, ServerDescriptor
 from gateway.routing.decision import RoutingDecision
-from gateway.routing.encoders import encoder_for
+from gateway.routing.encoders import encoder_for, multilingual_encoder
 from gateway.routing.lexical import LexicalIndex
 from gateway.routing.llm import Candidate, LLMRouter
 from gateway.routing.semantic import EmbeddingCache, Encoder, SemanticIndex
@@ -22,6 +22,7 @@ from gateway.routing.text import (
     clauses,
     example_requests,
     implied_needs,
+    looks_english,
     mentions,
     query_terms,
     schema_text,
@@ -117,24 +118,34 @@ class Router:
         self._tool_index = LexicalIndex(
             [self._tool_fields(t) for t in self._tools], field_weights=weights
         )
+        own_encoders = encoder is None
         if encoder is None and self.settings.semantic:
             encoder = encoder_for(self.settings)
         self._semantic: SemanticIndex | None = None
+        self._multilingual: SemanticIndex | None = None
         if self.settings.semantic and encoder is not None:
-            self._semantic = SemanticIndex(
-                encoder,
-                servers=[[self._server_text(s)] for s in catalog.servers],
-                tools=[self._tool_texts(t) for t in self._tools],
-                # Document texts depend on settings too: key the vectors by both.
-                fingerprint=":".join(
-                    [
-                        self.fingerprint,
-                        str(int(self.settings.example_requests)),
-                        _digest(self.examples),
-                    ]
-                ),
-                embedding_cache=embedding_cache,
-            )
+            self._semantic = self._index(encoder, embedding_cache)
+            s = self.settings
+            if own_encoders and s.multilingual and s.semantic_backend == "local":
+                other = multilingual_encoder()
+                if other is not None:
+                    self._multilingual = self._index(other, embedding_cache)
+
+    def _index(self, encoder: Encoder, embedding_cache: EmbeddingCache | None) -> SemanticIndex:
+        return SemanticIndex(
+            encoder,
+            servers=[[self._server_text(s)] for s in self.catalog.servers],
+            tools=[self._tool_texts(t) for t in self._tools],
+            # Document texts depend on settings too: key the vectors by both.
+            fingerprint=":".join(
+                [
+                    self.fingerprint,
+                    str(int(self.settings.example_requests)),
+                    _digest(self.examples),
+                ]
+            ),
+            embedding_cache=embedding_cache,
+        )
 
     def _server_fields(self, server: ServerDescriptor) -> dict[str, str]:
         return {
@@ -175,13 +186,15 @@ class Router:
 
     def warm(self) -> None:
         """Encode the catalog now (e.g. in a background thread after a catalog change)."""
-        if self._semantic is not None:
-            self._semantic.warm()
+        for index in (self._semantic, self._multilingual):
+            if index is not None:
+                index.warm()
 
     def forget_queries(self) -> None:
         """Drop cached prompt vectors, so a benchmark times the encoder and not the cache."""
-        if self._semantic is not None:
-            self._semantic.cache.clear_queries()
+        for index in (self._semantic, self._multilingual):
+            if index is not None:
+                index.cache.clear_queries()
 
     @property
     def semantic_enabled(self) -> bool:
@@ -211,13 +224,16 @@ class Router:
 
         server_sem: np.ndarray | None = None
         tool_sem: np.ndarray | None = None
-        if self._semantic is not None and terms:
+        semantic, stage = self._semantic, "semantic"
+        if self._multilingual is not None and not looks_english(query):
+            semantic, stage = self._multilingual, "multilingual"
+        if semantic is not None and (terms or stage == "multilingual"):
             sem_started = time.perf_counter()
             # Parts are scored by the dense stage only: BM25 normalized over a two-word clause
             # overrates accidental matches (measured: lexical-only recall fell with it).
             parts = clauses(query, limit=s.max_clauses) if s.max_clauses > 1 else []
             needs = implied_needs(query) if s.implied_needs else []
-            server_sem, tool_sem = self._semantic.scores(
+            server_sem, tool_sem = semantic.scores(
                 query,
                 recent,
                 s.history_weight,
@@ -226,7 +242,7 @@ class Router:
                 extras=needs,
                 extra_weight=s.implied_weight,
             )
-            latency["semantic"] = _ms(sem_started)
+            latency[stage] = _ms(sem_started)
 
         fuse_started = time.perf_counter()
         server_ids = self._server_ids

@@ -58,6 +58,9 @@ class RoutingSettings:
     # Local models: "minilm" (~0.26 ms per prompt token here), "wordllama" (~0.1 ms per prompt,
     # weaker) or both blended (the measured best, at MiniLM's cost).
     local_model: str = "minilm+wordllama"
+    # Prompts that do not look English are scored by a multilingual encoder instead of the local
+    # model (local backend only; an embeddings endpoint is assumed to pick its own model).
+    multilingual: bool = True
     embeddings_url: str = ""
     embeddings_model: str = ""
     semantic_weight: float = 0.5
@@ -68,6 +71,11 @@ class RoutingSettings:
     # that tool's vector, at most this many per tool (0 turns it off); re-read this often (s).
     learned_examples: int = 20
     learn_refresh_seconds: float = 60.0
+    # The model's own tool search (``find_tools``), offered when the catalog holds more tools
+    # than the turn got: tools listed per search, and tools one turn can add in all.
+    tool_search: bool = True
+    search_results: int = 8
+    search_max_added: int = 16
     # Optional LLM router for low-confidence decisions, between these two fused scores.
     llm_router: bool = False
     llm_floor: float = 0.1
@@ -84,6 +92,8 @@ class RoutingSettings:
             raise ValueError("routing local_model must be minilm, wordllama or minilm+wordllama")
         if not 0.0 <= self.semantic_weight <= 1.0:
             raise ValueError("routing semantic_weight must be within [0, 1]")
+        if self.search_results < 1 or self.search_max_added < 0:
+            raise ValueError("routing search_results must be >= 1 and search_max_added >= 0")
 
     @classmethod
     def from_mapping(
@@ -92,6 +102,8 @@ class RoutingSettings:
         """Settings from config keys such as ``ROUTING_THRESHOLD``; strings are converted."""
         known = {f.name: f for f in fields(cls)}
         changes: dict[str, Any] = {}
+        if values.get(f"{prefix}EMBEDDINGS_URL") and f"{prefix}SEMANTIC_BACKEND" not in values:
+            changes["semantic_backend"] = "endpoint"  # a URL alone means "use it"
         for key, raw in values.items():
             if not key.upper().startswith(prefix):
                 continue

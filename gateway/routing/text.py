@@ -27,6 +27,21 @@ STOPWORDS = frozenset(
     etc using use used uses want wants need needs i'm im it's don't can't""".split()
 )
 
+# Function words that mark a prompt as English: STOPWORDS less the short ones other Latin-script
+# languages share ("a", "in", "no", "so", "me", ...).
+_ENGLISH_MARKERS = STOPWORDS - frozenset("a i in no on so am an me die hi ok".split())
+
+
+def looks_english(text: str) -> bool:
+    """A cheap language check (microseconds): ASCII letters only, and an English function word
+    unless the prompt is two words or fewer. Misjudged English costs speed, not accuracy: the
+    multilingual encoder reads English too."""
+    if any(ord(ch) > 127 and ch.isalpha() for ch in text):
+        return False
+    found = [w.lower() for w in _WORD.findall(text) if not w.isdigit()]
+    return len(found) <= 2 or any(w in _ENGLISH_MARKERS for w in found)
+
+
 # Request verbs and filler nouns ("options", "a tool") that appear in almost every prompt and
 # tool description: they rank by accident, so the query side counts them at a fraction.
 GENERIC = frozenset(
