@@ -12,6 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import DateTime
 
 from gateway.extensions import db
+from gateway.storable import sanitize_on_flush
 
 # JSONB on PostgreSQL (indexable, compact), plain JSON on the development SQLite file.
 JSONType = JSON().with_variant(JSONB(), "postgresql")
@@ -238,3 +239,7 @@ class TurnLease(db.Model):
     )
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _timestamp()
+
+
+# Every text and JSON column is made storable (NUL, lone surrogates, length) at flush.
+sanitize_on_flush(db.Model)
