@@ -11,6 +11,7 @@ from flask import current_app
 
 from gateway.agent import run_turn
 from gateway.chat import store
+from gateway.chat.busy import lock_idle
 from gateway.chat.history import replay, text_blocks
 from gateway.chat.recorder import Turn, TurnRecorder, UnstoredRecorder
 from gateway.errors import UpstreamError, UpstreamTimeout, ValidationFailed
@@ -68,6 +69,7 @@ def begin_turn(
     messages, prompts = history or ([], [])
     if body.conversation_id is not None:
         conversation = store.get_conversation(user.id, body.conversation_id)
+        lock_idle(conversation.id, lease_seconds=settings.chat_lease_seconds)
         if history is None:
             messages, prompts = replay(conversation.id, budget_tokens=settings.history_token_budget)
     else:
