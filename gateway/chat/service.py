@@ -239,10 +239,10 @@ def _api_event(event: ChatEvent) -> ApiEvent | None:
     return None
 
 
-def complete_chat(turn: Turn) -> dict[str, Any]:
-    """Run a turn to the end and return the stored answer."""
+def complete_chat(turn: Turn, *, cancelled: Callable[[], bool] | None = None) -> dict[str, Any]:
+    """Run a turn to the end (or until ``cancelled``, between rounds); the stored answer."""
     result: dict[str, Any] = {}
-    for name, data in turn_events(turn, stream=False):
+    for name, data in turn_events(turn, stream=False, cancelled=cancelled):
         if name == "done":
             result = data
     return result
