@@ -9,6 +9,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from werkzeug.exceptions import BadRequest
 
 from gateway.auth.guard import current_user
 from gateway.chat.recorder import Turn
@@ -200,6 +201,7 @@ CONVERSATION_HEADER = "X-Conversation-Id"
 
 def start_completion(request: CompletionRequest, headers: Mapping[str, str]) -> Turn:
     """The turn for an OpenAI-style request: stored when the conversation header asks for it."""
+    _refuse_empty_user_text(request)
     prompt, system, history, prompts = split_messages(request)
     provider, model = resolve_model(request.model)
     user = current_user()
@@ -212,6 +214,14 @@ def start_completion(request: CompletionRequest, headers: Mapping[str, str]) -> 
         message=prompt, conversation_id=_conversation_id(keep), provider=provider, model=model
     )
     return begin_turn(user, body, history=(history, prompts), system=system)
+
+
+def _refuse_empty_user_text(request: CompletionRequest) -> None:
+    """400 for a user message without text: Anthropic refuses empty text blocks, and a client's
+    mistake must not come back as the provider's 502."""
+    for index, message in enumerate(request.messages):
+        if message.role == "user" and not text_of(message.content).strip():
+            raise BadRequest(f"messages.{index}: a user message needs some text.")
 
 
 def _conversation_id(value: str) -> uuid.UUID | None:
