@@ -175,3 +175,29 @@ def test_a_turn_left_pending_by_a_dead_worker_stops_counting_after_the_lease(
         assert _stored_history_violations(app, conversation_id) == []
     finally:
         close_runtime(chat)
+
+
+def test_a_conversation_deleted_under_a_stale_turn_ends_the_turn_without_a_500(chat, fake, app):
+    """What a delete after the lease ran out does to the turn still running: it answers, and
+    stores nothing more (no foreign-key error reaches the client)."""
+    client, account = chat
+    fake.script(reply("hello"))
+    conversation_id = _start(client, account, "hi")
+    fake.script(call_tool("calc__slow", {"seconds": 1.5}), reply("slept"))
+    with ThreadPoolExecutor(1) as pool:
+        turn = pool.submit(
+            client.post,
+            "/chat",
+            headers=account.headers,
+            json={"message": "@calc sleep", "conversation_id": conversation_id},
+        )
+        _wait_for_requests(fake, 2)
+        with app.app_context():  # as an expired lease would allow
+            db.session.delete(db.session.get(Conversation, conversation_id))
+            db.session.commit()
+        response = turn.result()
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    assert response.get_json()["message"]["content"] == "slept"
+    with app.app_context():
+        assert db.session.get(Conversation, conversation_id) is None
+        assert db.session.scalars(select(Message)).all() == []
