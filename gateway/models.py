@@ -12,6 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import DateTime
 
 from gateway.extensions import db
+from gateway.storable import sanitize_on_flush
 
 # JSONB on PostgreSQL (indexable, compact), plain JSON on the development SQLite file.
 JSONType = JSON().with_variant(JSONB(), "postgresql")
@@ -282,3 +283,7 @@ class EndpointCall(db.Model):
         Index("ix_mcp_endpoint_calls_user_id_id", "user_id", "id"),
         Index("ix_mcp_endpoint_calls_server_id", "server", "id"),
     )
+
+
+# Every text and JSON column is made storable (NUL, lone surrogates, length) at flush.
+sanitize_on_flush(db.Model)

@@ -368,7 +368,10 @@ def _paths(development: bool) -> dict[str, Any]:
                 errors=(404,),
             ),
             "delete": _op(
-                "Delete", NO_CONTENT, params=[_path_id("conversation_id")], errors=(404,)
+                "Delete (409 conversation_busy while one of its turns runs)",
+                NO_CONTENT,
+                params=[_path_id("conversation_id")],
+                errors=(404, 409),
             ),
         },
         "/conversations/{conversation_id}/export": {

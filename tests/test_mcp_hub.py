@@ -12,6 +12,7 @@ import pytest
 
 from gateway.errors import ToolUnavailable
 from gateway.mcp import MCPHub, tool_fingerprint
+from gateway.mcp.process import is_alive
 from gateway.tools import Tool
 from tests.fakes.mcp_helpers import child_pids, server_config, wait_until
 
@@ -228,6 +229,9 @@ def test_killed_stdio_server_is_restarted_and_the_next_call_works(make_hub):
     hub.list_tools()
     old_pid = hub.statuses()[0].pid
     os.kill(old_pid, signal.SIGKILL)
+    # Down before the call (a kill still in flight when the request is written is a loss
+    # mid-call, reported as unknown and not repeated).
+    assert wait_until(lambda: not is_alive(old_pid))
     result = hub.call_tool("test", "pid", {})
     assert not result.is_error
     assert result.structured_content["result"] not in (old_pid, None)

@@ -11,7 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from gateway.errors import GatewayError
+from gateway.auth.passwords import UnusablePassword, candidates, prepare
+from gateway.errors import GatewayError, ValidationFailed
 from gateway.extensions import db
 from gateway.models import User
 
@@ -46,7 +47,14 @@ def normalize_email(email: str) -> str:
 
 
 def hash_password(password: str) -> str:
-    return generate_password_hash(password, method="scrypt")
+    """The scrypt hash of the password's OpaqueString form (RFC 8265); 422 if it has none."""
+    try:
+        prepared = prepare(password)
+    except UnusablePassword as exc:
+        raise ValidationFailed(
+            details=[{"field": "password", "message": f"not allowed in a password: {exc}"}]
+        ) from None
+    return generate_password_hash(prepared, method="scrypt")
 
 
 def find_user_by_email(email: str) -> User | None:
@@ -69,8 +77,14 @@ def authenticate(email: str, password: str) -> User | None:
     """The user when the password matches; None otherwise, in the same time either way."""
     user = find_user_by_email(email)
     stored = user.password_hash if user and user.password_hash else _dummy_hash()
-    if not check_password_hash(stored, password) or user is None or not user.is_active:
+    tried = candidates(password)
+    matched = [check_password_hash(stored, text) for text in tried]
+    if not any(matched) or user is None or not user.is_active:
         return None
+    if not matched[0]:
+        # A hash made before passwords were prepared: store the prepared form's hash now.
+        user.password_hash = generate_password_hash(tried[0], method="scrypt")
+        db.session.commit()
     return user
 
 

@@ -6,8 +6,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from flask import request
+
 from gateway import limits
 from gateway.chat import idempotency
+from gateway.chat.disconnect import client_gone
 from gateway.chat.service import complete_chat, turn_events
 
 if TYPE_CHECKING:
@@ -24,9 +27,12 @@ class Admitted:
     key: str | None = None
 
     def answer(self) -> dict[str, Any]:
-        """Run the turn to its end; the key keeps the answer, or is given back on failure."""
+        """Run the turn to its end; the key keeps the answer, or is given back on failure.
+
+        A client that leaves stops the turn between rounds, stored as incomplete.
+        """
         try:
-            result = complete_chat(self.turn)
+            result = complete_chat(self.turn, cancelled=client_gone(request.environ))
         except Exception:
             self._give_back_key()
             raise

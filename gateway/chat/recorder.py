@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from sqlalchemy.exc import IntegrityError
 
 from gateway.catalog.search import SEARCH_SERVER
 from gateway.chat.history import assistant_blocks, result_json, text_blocks, tool_result_blocks
@@ -14,7 +17,9 @@ from gateway.extensions import db
 from gateway.llm import ChatEvent, ChatResponse
 from gateway.llm import Message as LLMMessage
 from gateway.llm import ToolCall as LLMToolCall
-from gateway.models import Message, RoutingExample, ToolCall, utcnow
+from gateway.models import Conversation, Message, RoutingExample, ToolCall, utcnow
+
+log = logging.getLogger(__name__)
 
 # Only the start of a long prompt is kept as a routing example (the encoder reads 48 tokens).
 MAX_EXAMPLE_CHARS = 1000
@@ -162,8 +167,14 @@ class TurnRecorder:
                 duration_ms=duration_ms,
             )
         )
-        if self.learn and not result.is_error and call.server and call.server != SEARCH_SERVER:
-            db.session.flush()  # the tool call row first: the example refers to it
+        # The tool call row first: the example refers to it.
+        if (
+            self.learn
+            and not result.is_error
+            and call.server
+            and call.server != SEARCH_SERVER
+            and self._write(db.session.flush)
+        ):
             db.session.add(
                 RoutingExample(
                     tool_call_id=tool_call_id,
@@ -243,14 +254,30 @@ class TurnRecorder:
         self._commit()
 
     def _set_user_message(self, status: str, *, error: str | None = None) -> None:
-        message = db.session.get(Message, self.turn.user_message_id)
-        if message is not None:
-            message.status = status
-            message.error = error
-        touch(self.turn.conversation_id)  # type: ignore[arg-type]
+        # No autoflush: the rows added so far are written by the commit (see ``_write``).
+        with db.session.no_autoflush:
+            message = db.session.get(Message, self.turn.user_message_id)
+            if message is not None:
+                message.status = status
+                message.error = error
+            touch(self.turn.conversation_id)  # type: ignore[arg-type]
 
-    @staticmethod
-    def _commit() -> None:
-        db.session.commit()
-        # Release the connection now: the next step waits on the network.
-        db.session.close()
+    def _commit(self) -> None:
+        try:
+            self._write(db.session.commit)
+        finally:
+            # Release the connection now: the next step waits on the network.
+            db.session.close()
+
+    def _write(self, action: Callable[[], None]) -> bool:
+        """Flush or commit; False when the conversation was deleted under a turn that outlived
+        its lease: the rest of the turn has nowhere to go, it still answers, nothing is stored."""
+        try:
+            action()
+            return True
+        except IntegrityError:
+            db.session.rollback()
+            if db.session.get(Conversation, self.turn.conversation_id) is not None:
+                raise
+            log.warning("conversation %s was deleted during its turn", self.turn.conversation_id)
+            return False

@@ -12,6 +12,7 @@ from flask import current_app
 
 from gateway.agent import run_turn
 from gateway.chat import pending, store
+from gateway.chat.busy import lock_idle
 from gateway.chat.history import replay, text_blocks
 from gateway.chat.recorder import Turn, TurnRecorder, UnstoredRecorder
 from gateway.errors import UpstreamError, UpstreamTimeout, ValidationFailed
@@ -69,6 +70,7 @@ def begin_turn(
     messages, prompts = history or ([], [])
     if body.conversation_id is not None:
         conversation = store.get_conversation(user.id, body.conversation_id)
+        lock_idle(conversation.id, lease_seconds=settings.chat_lease_seconds)
         if history is None:
             messages, prompts = replay(conversation.id, budget_tokens=settings.history_token_budget)
     else:
@@ -247,10 +249,10 @@ def _api_event(event: ChatEvent) -> ApiEvent | None:
     return None
 
 
-def complete_chat(turn: Turn) -> dict[str, Any]:
-    """Run a turn to the end and return the stored answer."""
+def complete_chat(turn: Turn, *, cancelled: Callable[[], bool] | None = None) -> dict[str, Any]:
+    """Run a turn to the end (or until ``cancelled``, between rounds); the stored answer."""
     result: dict[str, Any] = {}
-    for name, data in turn_events(turn, stream=False):
+    for name, data in turn_events(turn, stream=False, cancelled=cancelled):
         if name == "done":
             result = data
     return result

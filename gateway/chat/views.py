@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import Blueprint, request
+from flask import Blueprint, current_app, request
 from flask.typing import ResponseReturnValue
 
 from gateway.auth.guard import current_user, login_required
@@ -83,7 +83,10 @@ def rename_conversation(conversation_id: uuid.UUID) -> ResponseReturnValue:
 @bp.delete("/conversations/<uuid:conversation_id>")
 @login_required
 def delete_conversation(conversation_id: uuid.UUID) -> ResponseReturnValue:
-    store.delete_conversation(current_user(), conversation_id)
+    settings = current_app.extensions["gateway.settings"]
+    store.delete_conversation(
+        current_user(), conversation_id, lease_seconds=settings.chat_lease_seconds
+    )
     return "", 204
 
 

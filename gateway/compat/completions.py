@@ -254,6 +254,7 @@ def start_completion(request: CompletionRequest, headers: Mapping[str, str]) -> 
     anything is stored; the messages go to the model as sent, the last user message is the
     prompt the router and the conversation store see.
     """
+    _refuse_empty_user_message(request)
     provider, model = resolve_model(request.model)
     kinds = provider_kinds(provider)
     options = request.options()
@@ -287,6 +288,25 @@ def start_completion(request: CompletionRequest, headers: Mapping[str, str]) -> 
         )
         turn = begin_turn(user, body, history=history)
     return replace(turn, request_fields=fields_for_model)
+
+
+def _refuse_empty_user_message(request: CompletionRequest) -> None:
+    """400 for a user message with nothing in it (no text, no image): Anthropic refuses empty
+    text blocks, and a client's mistake must not come back as the provider's 502."""
+    for index, message in enumerate(request.messages):
+        if message.role == "user" and not _has_content(message.content):
+            raise InvalidParameter(
+                f"messages.{index}: a user message needs some content.",
+                param=f"messages[{index}].content",
+            )
+
+
+def _has_content(content: str | list[dict[str, Any]] | None) -> bool:
+    if isinstance(content, str) or content is None:
+        return bool(content and content.strip())
+    return any(
+        part.get("type") != "text" or str(part.get("text") or "").strip() for part in content
+    )
 
 
 def _conversation_id(value: str) -> uuid.UUID | None:

@@ -14,13 +14,14 @@ import anyio
 import httpx2
 from mcp import Client, MCPError, StdioServerParameters, types
 from mcp.client.sse import sse_client
-from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 from gateway.errors import ToolUnavailable
 from gateway.mcp.config import ServerConfig
 from gateway.mcp.process import StderrPump, find_child_pid, is_alive
 from gateway.mcp.results import to_result, to_tool
+from gateway.mcp.stdio import bounded_stdio_client
+from gateway.mcp.wire import NOT_SENT, RESULT_TOO_LARGE, SESSION_REJECTED, BoundedTransport
 from gateway.tools import Tool, ToolResult
 
 logger = logging.getLogger(__name__)
@@ -97,16 +98,35 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def _from_gateway(exc: MCPError, kind: str) -> bool:
+    """An error our own transport made (``gateway.mcp.wire``), not one the server sent."""
+    return isinstance(exc.data, dict) and exc.data.get("gateway") == kind
+
+
+def _session_forgotten(exc: MCPError) -> bool:
+    """The HTTP server no longer knows our session (restarted), whatever status it used."""
+    if exc.code == SESSION_REJECTED and _from_gateway(exc, "session_rejected"):
+        return True
+    message = exc.message.lower()
+    return exc.code == types.INVALID_REQUEST and (
+        "session not found" in message or "session terminated" in message
+    )
+
+
 def _session_lost(exc: MCPError) -> bool:
-    """The connection is gone: closed (stdio died) or the HTTP server forgot our session."""
+    """The connection is gone: closed, never reached, or the server forgot our session."""
     if exc.code == types.CONNECTION_CLOSED:
         return True
-    return exc.code == types.INVALID_REQUEST and "session not found" in exc.message.lower()
+    return _session_forgotten(exc) or _never_sent(exc)
+
+
+def _never_sent(exc: MCPError) -> bool:
+    return exc.code == NOT_SENT and _from_gateway(exc, "not_sent")
 
 
 def _never_executed(exc: MCPError) -> bool:
-    """The server rejected the session before running anything, so a retry is safe."""
-    return exc.code == types.INVALID_REQUEST and "session not found" in exc.message.lower()
+    """Nothing ran: the request never left us, or the server refused the session first."""
+    return _never_sent(exc) or _session_forgotten(exc)
 
 
 class ServerSession:
@@ -285,7 +305,9 @@ class ServerSession:
                 cwd=cfg.cwd,
             )
             try:
-                async with stdio_client(params, errlog=pump.writer) as (read, write):
+                async with bounded_stdio_client(
+                    params, max_result_bytes=self._options.max_result_bytes, errlog=pump.writer
+                ) as (read, write):
                     pump.close_writer()
                     self.pid = find_child_pid(pump.inode)
                     yield _WatchedStream(read, self._mark_dead), write
@@ -301,7 +323,10 @@ class ServerSession:
                 yield _WatchedStream(read, self._mark_dead), write
             return
         timeout = httpx2.Timeout(cfg.connect_timeout, read=max(300.0, cfg.timeout))
-        async with httpx2.AsyncClient(headers=cfg.secret_headers(), timeout=timeout) as http:
+        transport = BoundedTransport(self._options.max_result_bytes)
+        async with httpx2.AsyncClient(
+            headers=cfg.secret_headers(), timeout=timeout, transport=transport
+        ) as http:
             async with streamable_http_client(cfg.url, http_client=http) as (read, write):
                 yield _WatchedStream(read, self._mark_dead), write
 
@@ -416,11 +441,21 @@ class ServerSession:
                 return outcome
             self._mark_dead(client)
             never_ran = isinstance(outcome, MCPError) and _never_executed(outcome)
-            if attempt == 1 and (never_ran or self._retry_safe(tool)):
-                logger.info("mcp server %s: session lost, retrying %s", self.name, tool)
+            if never_ran and attempt == 1:
+                # Not delivered, or refused before it ran: reconnect and send it once more.
+                logger.info(
+                    "mcp server %s: %s not run (%s); reconnecting and sending it again",
+                    self.name,
+                    tool,
+                    describe_error(outcome),
+                )
                 continue
             if never_ran:
-                raise ToolUnavailable(f"MCP server {self.name!r} keeps losing the session")
+                raise ToolUnavailable(
+                    f"MCP server {self.name!r} is unreachable ({describe_error(outcome)}); "
+                    "the call was not sent"
+                )
+            # Delivery unknown: it may have run, so it is reported, never silently repeated.
             return self._lost_result(tool, outcome)
         raise AssertionError("unreachable")
 
@@ -433,6 +468,8 @@ class ServerSession:
             async with asyncio.timeout(timeout + 1.0):
                 result = await client.call_tool(tool, arguments, read_timeout_seconds=timeout)
         except MCPError as exc:
+            if exc.code == RESULT_TOO_LARGE and _from_gateway(exc, "result_too_large"):
+                return self._too_large_result(tool, exc)
             return exc if _session_lost(exc) else self._error_result(tool, exc, timeout)
         except TimeoutError:
             return ToolResult.error(f"Tool {tool!r} timed out after {timeout:g}s.")
@@ -446,9 +483,19 @@ class ServerSession:
             return exc
         return to_result(result, max_bytes=self._options.max_result_bytes)
 
-    def _retry_safe(self, tool: str) -> bool:
-        listed = self._listed.get(tool)
-        return listed is not None and (listed.read_only or listed.idempotent)
+    def _too_large_result(self, tool: str, exc: MCPError) -> ToolResult:
+        """The start of a result the transport stopped reading (see ``gateway.mcp.wire``)."""
+        total, cap = exc.data.get("total_bytes"), self._options.max_result_bytes
+        logger.warning("mcp server %s: %s returned %s bytes; read %d", self.name, tool, total, cap)
+        marker = (
+            f"[truncated: the tool returned {total} bytes; the gateway read at most {cap} "
+            "and discarded the rest]"
+        )
+        blocks = [
+            {"type": "text", "text": exc.data.get("text") or ""},
+            {"type": "text", "text": marker},
+        ]
+        return ToolResult(content=tuple(blocks), is_error=False, truncated=True)
 
     def _lost_result(self, tool: str, exc: BaseException) -> ToolResult:
         logger.warning(
