@@ -157,10 +157,7 @@ def run_turn(
         if client_calls:
             yield turn.done(response.text, "client_tool_calls", client_calls=client_calls)
             return
-        new = own.take_found(tools)
-        if new:
-            tools.update(new)
-            turn.request = replace(turn.request, tools=turn.request.tools + tuple(new.values()))
+        own.offer_found(turn, tools)
     raise AssertionError("unreachable: the last round always returns")
 
 
@@ -180,11 +177,13 @@ class _OwnTools:
         self._found.extend(found)  # list.extend is atomic: calls of a round may run in threads
         return result
 
-    def take_found(self, offered: Mapping[str, Tool]) -> dict[str, Tool]:
-        """Tools found since the last round that are not offered yet, by wire name."""
+    def offer_found(self, turn: _Turn, offered: dict[str, Tool]) -> None:
+        """Offer the tools found since the last round that are not offered yet, from now on."""
         new = {wire_name(t): t for t in self._found if wire_name(t) not in offered}
         self._found.clear()
-        return new
+        if new:
+            offered.update(new)
+            turn.request = replace(turn.request, tools=turn.request.tools + tuple(new.values()))
 
 
 @dataclass
