@@ -6,15 +6,15 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import DateTime
 
 from gateway.extensions import db
 
-# JSONB on PostgreSQL (indexable, compact), plain JSON on the development SQLite file.
-JSONType = JSON().with_variant(JSONB(), "postgresql")
+# JSON columns are JSONB: indexable and compact.
+JSONType = JSONB
 
 
 def utcnow() -> datetime:
