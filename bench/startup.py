@@ -71,7 +71,10 @@ def main() -> None:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
     figures["instance"] = instance
-    print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in figures.items()}))
+    sys.stdout.write(
+        json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in figures.items()})
+        + "\n"
+    )
 
 
 if __name__ == "__main__":
