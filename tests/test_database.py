@@ -22,7 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _through(proxy: TCPProxy, url: str) -> str:
     parts = urlsplit(url)
-    return parts._replace(netloc=f"{parts.username or 'postgres'}@127.0.0.1:{proxy.port}").geturl()
+    return parts._replace(
+        netloc=f"{parts.username or 'postgres'}@127.0.0.1:{proxy.port}", query=""
+    ).geturl()
 
 
 def _tables(url: str) -> set[str]:
@@ -33,7 +35,7 @@ def _tables(url: str) -> set[str]:
 
 def test_start_up_waits_for_the_database_then_migrates(make_database, caplog):
     url = make_database()
-    proxy = TCPProxy(urlsplit(url).port or 5432)
+    proxy = TCPProxy.for_database(url)
     app = create_app(test_settings(_through(proxy, url), db_connect_deadline=30.0))
     # The database "comes up" 2 s after start-up began.
     timer = threading.Timer(2.0, proxy.start)
@@ -52,7 +54,7 @@ def test_start_up_waits_for_the_database_then_migrates(make_database, caplog):
 
 def test_start_up_gives_up_after_the_deadline_with_a_clear_error(make_database):
     url = make_database()
-    proxy = TCPProxy(urlsplit(url).port or 5432)  # never started: nothing listens
+    proxy = TCPProxy.for_database(url)  # never started: nothing listens
     app = create_app(test_settings(_through(proxy, url), db_connect_deadline=1.5))
     with pytest.raises(DatabaseUnavailable, match=r"database not reachable after \d+ attempts"):
         upgrade_database(app)
