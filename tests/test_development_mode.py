@@ -77,25 +77,25 @@ def test_make_run_keeps_conversations_in_its_embedded_postgresql_across_restarts
     instance = str(tmp_path / "instance")
     env = _run_env(instance)
     # A clean stop includes PostgreSQL's shutdown checkpoint: give it time on a loaded machine.
-    with gunicorn(env, workers=1, stop_timeout=120) as server:
+    with gunicorn(env, workers=1, stop_timeout=120, start_timeout=180) as server:
         posted = requests.post(server.url + "/chat", json={"message": "hello there"}, timeout=60)
         assert posted.status_code == 200, posted.text
         conversation = posted.json()["conversation_id"]
         assert running_url(instance) is not None  # PostgreSQL, under instance/
         # A second gateway on the same folder is refused in one line, whatever its port.
-        second = gunicorn_start_up({**env, "BIND": f"127.0.0.1:{free_port()}"})
+        second = gunicorn_start_up({**env, "BIND": f"127.0.0.1:{free_port()}"}, timeout=180)
         assert second.returncode != 0
         refusal = [line for line in second.stderr.splitlines() if "start-up failed" in line]
         assert len(refusal) == 1 and "in use by another gateway" in refusal[0], second.stderr
     assert running_url(instance) is None  # stopped with the gateway
-    with gunicorn(env, workers=1) as server:
+    with gunicorn(env, workers=1, start_timeout=180) as server:
         listed = requests.get(server.url + "/conversations", timeout=30).json()
         assert conversation in [c["id"] for c in listed["conversations"]]
 
 
 def test_the_embedded_server_listens_on_a_unix_socket_only(tmp_path):
     instance = tmp_path / "instance"
-    with gunicorn(_run_env(str(instance)), workers=1):
+    with gunicorn(_run_env(str(instance)), workers=1, start_timeout=180):
         settings = (instance / "postgres" / "postmaster.pid").read_text().splitlines()
         assert settings[5].strip() == ""  # listen_addresses: no TCP address at all
         assert (instance / LOCK_FILE).read_text().strip().isdigit()
@@ -107,7 +107,7 @@ def test_a_taken_port_is_one_line_naming_it_and_how_to_choose_another(tmp_path):
         taken.listen(1)
         port = taken.getsockname()[1]
         env = {**_run_env(str(tmp_path / "instance")), "BIND": f"127.0.0.1:{port}"}
-        result = gunicorn_start_up(env)
+        result = gunicorn_start_up(env, timeout=180)
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if "ERROR" in line]
     assert len(errors) == 1, result.stderr
