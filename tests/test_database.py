@@ -97,3 +97,26 @@ def test_two_processes_migrating_at_once_create_the_schema_once(make_database):
 
 def test_a_second_start_finds_the_schema_up_to_date(app):
     assert upgrade_database(app) == "up to date"
+
+
+def test_migrations_run_on_the_embedded_postgresql_too(tmp_path):
+    """`make run`'s database (PostgreSQL 18 from the wheel) takes the same schema as the
+    server the suite runs on (PostgreSQL 15 in CI and compose)."""
+    from gateway.embedded_postgres import EmbeddedPostgres
+
+    embedded = EmbeddedPostgres(tmp_path / "instance")
+    url = embedded.start()
+    try:
+        app = create_app(test_settings(url))
+        assert upgrade_database(app) == "created"
+        assert upgrade_database(app) == "up to date"
+        assert {"users", "conversations", "messages", "tool_calls", "routing_examples"} <= _tables(
+            url
+        )
+        with psycopg2.connect(url) as conn, conn.cursor() as cur:
+            cur.execute("SHOW server_version_num")
+            assert int(cur.fetchone()[0]) >= 180000
+            cur.execute("SHOW listen_addresses")
+            assert cur.fetchone()[0] == ""  # Unix socket only
+    finally:
+        embedded.stop()
