@@ -67,6 +67,9 @@ def main() -> None:
         figures["first_chat"] = time.monotonic() - t
         figures["first_chat_status"] = chat.status_code
         figures["first_answer"] = time.monotonic() - started
+        t = time.monotonic()
+        requests.post(url + "/chat", json={"message": "what time is it in Paris?"}, timeout=120)
+        figures["second_chat"] = time.monotonic() - t
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
