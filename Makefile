@@ -29,7 +29,7 @@ $(VENV)/.dev-installed: requirements-dev.txt $(VENV)/.runtime-installed
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements-dev.txt
 	@touch $@
 
-run: $(VENV)/.runtime-installed ## Run the gateway on 127.0.0.1:8000 with embedded defaults (no keys, no PostgreSQL)
+run: $(VENV)/.runtime-installed ## Run the gateway on 127.0.0.1:8000 with embedded defaults (no keys; PostgreSQL embedded in instance/)
 	ENVIRONMENT=$${ENVIRONMENT:-development} BIND=$${BIND:-127.0.0.1:8000} \
 		$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
