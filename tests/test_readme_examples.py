@@ -20,7 +20,11 @@ BLOCK = re.compile(r"```bash\n(.*?)```", re.DOTALL)
 
 def readme_examples() -> list[str]:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    return [block for block in BLOCK.findall(text) if "localhost:8000" in block]
+    return [
+        block
+        for block in BLOCK.findall(text)
+        if "localhost:8000" in block and not re.search(r"^\s*make ", block, re.MULTILINE)
+    ]
 
 
 def _documents(output: str) -> list[object]:
