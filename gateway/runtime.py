@@ -122,8 +122,8 @@ WARM_KEY = "gateway.warm"
 
 
 def warm_up(app: Flask, *, settle_seconds: float = 30.0) -> None:
-    """Connect the MCP servers, build the LLM clients (importing their SDKs), build the router
-    and load its model: the work a first chat would otherwise wait for (~4.5 s).
+    """Connect the MCP servers, open a database connection, build the LLM clients (importing
+    their SDKs), build the router and load its model: what a first chat would wait for.
 
     gunicorn's post_worker_init calls it before the worker accepts a connection; until it
     returns, :func:`warm_state` is "warming" and /health/ready answers 503.
@@ -135,6 +135,13 @@ def warm_up(app: Flask, *, settle_seconds: float = 30.0) -> None:
         try:
             hub = mcp_hub()
             hub.start()
+            # The ORM's mappers and a pooled database connection, as the first request needs.
+            from sqlalchemy.orm import configure_mappers
+
+            from gateway.database import database_ready
+
+            configure_mappers()
+            database_ready()
             registry = llm_registry()
             for name in registry.settings.configured():
                 registry.get(name)
