@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -73,7 +74,8 @@ def main() -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
-    figures["instance"] = instance
+    if args.instance is None:
+        shutil.rmtree(instance, ignore_errors=True)
     sys.stdout.write(
         json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in figures.items()})
         + "\n"
