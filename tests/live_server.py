@@ -44,7 +44,7 @@ def gunicorn(
     threads: int = 4,
     port: int | None = None,
     stop_timeout: float = 30,
-    start_timeout: float = 60,
+    start_timeout: float = 120,
 ) -> Iterator[LiveServer]:
     """Start gunicorn with gunicorn.conf.py, wait for /health, stop it (SIGTERM) afterwards."""
     port = port or free_port()
@@ -86,7 +86,7 @@ def gunicorn(
 
 
 def gunicorn_start_up(
-    env: Mapping[str, str], *, timeout: float = 60
+    env: Mapping[str, str], *, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     """Run gunicorn in the foreground, for start-ups that must fail; output captured."""
     return subprocess.run(
