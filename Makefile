@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 
 .DEFAULT_GOAL := help
 
-.PHONY: help run test lint format clean up down down-volumes status logs restart scale test-stack validate-deploy
+.PHONY: help run test test-tools lint format clean up down down-volumes status logs restart scale test-stack validate-deploy
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -29,12 +29,23 @@ $(VENV)/.dev-installed: requirements-dev.txt $(VENV)/.runtime-installed
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements-dev.txt
 	@touch $@
 
-run: $(VENV)/.runtime-installed ## Run the gateway on 127.0.0.1:8000 with embedded defaults (no keys, no PostgreSQL)
+run: $(VENV)/.runtime-installed ## Run the gateway on 127.0.0.1:8000 with embedded defaults (no keys; PostgreSQL embedded in instance/)
 	ENVIRONMENT=$${ENVIRONMENT:-development} BIND=$${BIND:-127.0.0.1:8000} \
 		$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
-test: $(VENV)/.dev-installed ## Run the test suite (needs PostgreSQL; see README)
+test: $(VENV)/.dev-installed test-tools ## Run the test suite (PostgreSQL: the local server, else an embedded one)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The deployment tests run a real nginx in front of the gateway (tests/test_deploy_e2e.py).
+test-tools: ## Install nginx for the deployment tests (apt, as root); otherwise say how
+	@if command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; then \
+		exit 0; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "nginx is missing; installing it (apt-get install nginx)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; \
+	else \
+		echo "nginx is missing: the deployment tests will fail until you run sudo apt-get install -y nginx (or brew install nginx)" >&2; \
+	fi
 
 lint: $(VENV)/.dev-installed ## Lint and check formatting (ruff)
 	$(BIN)/ruff check .

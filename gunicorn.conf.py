@@ -48,16 +48,30 @@ control_socket_disable = True
 
 
 def on_starting(server):
-    """Check the settings and migrate the database once, in the master, before any fork."""
+    """Check the port and settings, start the development database, migrate: once, before forks."""
     from gateway import create_app
     from gateway.database import DatabaseUnavailable
-    from gateway.startup import prepare_service
+    from gateway.embedded_postgres import EmbeddedPostgresError
+    from gateway.startup import prepare_service, refuse_taken_addresses, start_embedded_database
 
     try:
+        refuse_taken_addresses(server.cfg.address)
+        embedded = start_embedded_database()
+        if embedded is not None:
+            server.embedded_postgres = embedded
+            # The workers inherit the URL and connect; they never start a server themselves.
+            os.environ["DATABASE_URL"] = embedded.url
         prepare_service(create_app())
-    except (ConfigError, DatabaseUnavailable) as exc:
+    except (ConfigError, DatabaseUnavailable, EmbeddedPostgresError) as exc:
         server.log.error("start-up failed: %s", exc)
+        _stop_embedded_database(server)
         sys.exit(1)
+
+
+def _stop_embedded_database(server):
+    embedded = getattr(server, "embedded_postgres", None)
+    if embedded is not None:
+        embedded.stop()
 
 
 def child_exit(server, worker):
@@ -68,17 +82,20 @@ def child_exit(server, worker):
 
 
 def on_exit(server):
+    """After the last worker has gone: stop the development database, drop the metrics."""
+    _stop_embedded_database(server)
     if _owns_metrics_dir:
         shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 
 def post_worker_init(worker):
-    """Warm up in the background: MCP sessions, the router and its embedding model."""
-    import threading
+    """Warm up before taking traffic: MCP sessions, the SDK clients, the router and its model.
 
+    Connections wait in the listen backlog meanwhile, answered by a warm worker.
+    """
     from gateway.runtime import warm_up
 
-    threading.Thread(target=warm_up, args=(worker.wsgi,), name="warm-up", daemon=True).start()
+    warm_up(worker.wsgi)
 
     # The MCP endpoint's loop, after the fork; its open listen streams end as soon as the
     # worker is told to stop, so they do not hold the stop for graceful_timeout.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import secrets
@@ -27,6 +28,7 @@ from gateway import (  # noqa: F401  (models registers the tables)
 )
 from gateway.config import Settings, load_settings
 from gateway.database import MIGRATIONS_DIR, engine_options
+from gateway.embedded_postgres import EmbeddedPostgres, running_url
 from gateway.errors import register_error_handlers
 from gateway.extensions import db, jwt, migrate
 from gateway.logs import configure_logging
@@ -40,7 +42,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the application; ``config`` overrides settings by field name (tests, tools)."""
     settings = load_settings(config)
     configure_logging(settings.log_level, settings.log_format)
-    app = Flask(__name__, static_folder=None)
+    app = Flask(__name__, static_folder=None, instance_path=settings.instance_folder)
     app.request_class = JSONRequest
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["gateway.settings"] = settings
@@ -89,11 +91,17 @@ def _with_driver(url: str | None) -> str | None:
 
 
 def _embedded_database(app: Flask) -> str:
-    """Development default: a SQLite file, so that `make run` needs no PostgreSQL."""
-    os.makedirs(app.instance_path, exist_ok=True)
-    path = Path(app.instance_path) / "gateway.db"
-    log.info("Using the embedded SQLite database %s (development only; set DATABASE_URL)", path)
-    return f"sqlite:///{path}"
+    """Development default: the embedded PostgreSQL under instance/ (gateway.embedded_postgres).
+
+    `make run` starts it in gunicorn's master and hands its URL to the workers; a lone
+    process (the `flask` CLI) uses the running one, or starts one for its own lifetime.
+    """
+    url = running_url(app.instance_path)
+    if url is None:
+        server = EmbeddedPostgres(app.instance_path)
+        url = server.start()
+        atexit.register(server.stop)
+    return _with_driver(url)
 
 
 def _development_secret(app: Flask) -> str:

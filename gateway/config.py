@@ -39,6 +39,8 @@ class Settings:
     anthropic_base_url: str | None = None
     openai_base_url: str | None = None
     mcp_config: str = "config/mcp_servers.json"
+    # Development state (embedded PostgreSQL data, JWT key); default: instance/ in the checkout.
+    instance_path: str | None = None
     log_level: str = "INFO"
     log_format: str = "text"
     max_request_bytes: int = 1024 * 1024
@@ -83,6 +85,12 @@ class Settings:
     @property
     def is_development(self) -> bool:
         return self.environment == "development"
+
+    @property
+    def instance_folder(self) -> str:
+        """INSTANCE_PATH, else instance/ next to the gateway package (Flask's own default)."""
+        default = Path(__file__).resolve().parent.parent / "instance"
+        return os.path.abspath(self.instance_path or default)
 
     @property
     def mock_auth_enabled(self) -> bool:
@@ -171,6 +179,7 @@ _STR_KEYS = {
     "ANTHROPIC_BASE_URL": "anthropic_base_url",
     "OPENAI_BASE_URL": "openai_base_url",
     "MCP_CONFIG": "mcp_config",
+    "INSTANCE_PATH": "instance_path",
     "ADMIN_EMAIL": "admin_email",
 }
 
@@ -235,10 +244,8 @@ def validate(settings: Settings) -> Settings:
     if settings.log_format not in ("text", "json"):
         raise ConfigError(f"LOG_FORMAT: must be text or json, got {settings.log_format!r}")
     url = settings.database_url
-    if url and not url.startswith(("postgresql://", "postgresql+psycopg2://", "sqlite://")):
-        raise ConfigError(
-            "DATABASE_URL: must be a postgresql:// (or, in development, sqlite://) URL"
-        )
+    if url and not url.startswith(("postgresql://", "postgresql+psycopg2://")):
+        raise ConfigError("DATABASE_URL: must be a postgresql:// URL")
     if settings.mock_auth and not settings.is_development:
         raise ConfigError(
             f"MOCK_AUTH: mock authentication is refused when ENVIRONMENT={settings.environment}"
@@ -249,8 +256,6 @@ def validate(settings: Settings) -> Settings:
         return settings
     if not url:
         raise ConfigError("DATABASE_URL: required in production")
-    if url.startswith("sqlite"):
-        raise ConfigError("DATABASE_URL: SQLite is refused in production; use PostgreSQL")
     secret = settings.jwt_secret_key or ""
     if len(secret.encode()) < MIN_SECRET_BYTES:
         raise ConfigError(

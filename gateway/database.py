@@ -40,8 +40,6 @@ def engine_options(settings: Settings, database_url: str) -> dict[str, Any]:
     Capacity: workers x (pool_size + max_overflow) must stay below PostgreSQL's
     max_connections (default 100); the defaults, 2 x (5 + 5) = 20, leave room for replicas.
     """
-    if database_url.startswith("sqlite"):
-        return {}
     return {
         "pool_pre_ping": True,
         "pool_size": settings.db_pool_size,
@@ -112,11 +110,9 @@ def upgrade_database(app: Flask) -> str:
         wait_for_database(engine, deadline=settings.db_connect_deadline)
         head = ScriptDirectory(MIGRATIONS_DIR).get_current_head()
         with engine.connect() as conn:
-            locking = conn.dialect.name == "postgresql"
-            if locking:
-                # Session-level lock: other processes wait here until the schema is at head.
-                conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
-                conn.commit()
+            # Session-level lock: other processes wait here until the schema is at head.
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            conn.commit()
             try:
                 current = _current_revision(conn)
                 if current == head:
@@ -125,11 +121,8 @@ def upgrade_database(app: Flask) -> str:
                     flask_migrate.upgrade(directory=MIGRATIONS_DIR)
                     outcome = "created" if current is None else "migrated"
             finally:
-                if locking:
-                    conn.execute(
-                        text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY}
-                    )
-                    conn.commit()
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                conn.commit()
         engine.dispose()
     if outcome == "created":
         log.info("✅ Database tables created successfully")
@@ -144,8 +137,7 @@ def database_ready(timeout_ms: int = 2000) -> bool:
     """True when the database answers a trivial query within ``timeout_ms``."""
     try:
         with db.engine.connect() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(text(f"SET LOCAL statement_timeout = {int(timeout_ms)}"))
+            conn.execute(text(f"SET LOCAL statement_timeout = {int(timeout_ms)}"))
             conn.execute(text("SELECT 1"))
             conn.rollback()
     except Exception:  # any failure means "not ready"; the log says why

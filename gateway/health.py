@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
 
 from gateway.database import database_ready
-from gateway.runtime import mcp_hub
+from gateway.runtime import mcp_hub, warm_state
 
 bp = Blueprint("health", __name__)
 
@@ -19,12 +19,16 @@ def liveness() -> ResponseReturnValue:
 
 @bp.get("/health/ready")
 def readiness() -> ResponseReturnValue:
-    """Ready when the database answers; names the failed dependency, never its internals.
+    """Ready when the database answers and this worker is warm (gateway.runtime.warm_up);
+    names the failed dependency, never its internals.
 
     MCP server states are reported but do not fail readiness: a broken tool server must not
     take the whole gateway out of rotation (its tools are withheld from routing instead).
     """
     checks = {"database": "ok" if database_ready() else "unavailable"}
+    warm = warm_state(current_app)
+    if warm is not None:
+        checks["warm"] = warm
     ready = all(state == "ok" for state in checks.values())
     mcp = {status.name: status.state for status in mcp_hub().statuses()}
     response = jsonify({"status": "ok" if ready else "unavailable", "checks": checks, "mcp": mcp})

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from flask import current_app
 from sqlalchemy import case, delete, func, select, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 
 from gateway.errors import GatewayError
 from gateway.extensions import db
@@ -77,10 +77,9 @@ class DatabaseCounters:
 
     def hit(self, key: str, limit: int, window: int) -> int | None:
         now = utcnow()
-        dialect = postgresql if db.engine.dialect.name == "postgresql" else sqlite
         expired = RateWindow.window_start <= now - timedelta(seconds=window)
         statement = (
-            dialect.insert(RateWindow)
+            postgresql.insert(RateWindow)
             .values(key=key, count=1, window_start=now)
             .on_conflict_do_update(
                 index_elements=[RateWindow.key],
@@ -100,13 +99,12 @@ class DatabaseCounters:
 
     def acquire(self, user_id: uuid.UUID, cap: int, ttl: int) -> str | None:
         now = utcnow()
-        if db.engine.dialect.name == "postgresql":
-            # Held to the commit: two workers cannot both see the last free slot.
-            lock = zlib.crc32(user_id.bytes) - 2**31
-            db.session.execute(
-                text("SELECT pg_advisory_xact_lock(:cls, :key)"),
-                {"cls": LEASE_LOCK_CLASS, "key": lock},
-            )
+        # Held to the commit: two workers cannot both see the last free slot.
+        lock = zlib.crc32(user_id.bytes) - 2**31
+        db.session.execute(
+            text("SELECT pg_advisory_xact_lock(:cls, :key)"),
+            {"cls": LEASE_LOCK_CLASS, "key": lock},
+        )
         db.session.execute(
             delete(TurnLease).where(TurnLease.user_id == user_id, TurnLease.expires_at < now)
         )

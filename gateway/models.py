@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import DateTime
@@ -14,8 +14,8 @@ from sqlalchemy.types import DateTime
 from gateway.extensions import db
 from gateway.storable import sanitize_on_flush
 
-# JSONB on PostgreSQL (indexable, compact), plain JSON on the development SQLite file.
-JSONType = JSON().with_variant(JSONB(), "postgresql")
+# JSON columns are JSONB: indexable and compact.
+JSONType = JSONB
 
 
 def utcnow() -> datetime:

@@ -118,17 +118,48 @@ def close_runtime(app: Flask) -> None:
             entry[1].close()
 
 
+WARM_KEY = "gateway.warm"
+
+
 def warm_up(app: Flask, *, settle_seconds: float = 30.0) -> None:
-    """Connect the MCP servers, then build the router and load its model, before a chat needs it."""
+    """Connect the MCP servers, open a database connection, build the LLM clients (importing
+    their SDKs), build the router and load its model: what a first chat would wait for.
+
+    gunicorn's post_worker_init calls it before the worker accepts a connection; until it
+    returns, :func:`warm_state` is "warming" and /health/ready answers 503.
+    """
+    log = logging.getLogger(__name__)
+    app.extensions[WARM_KEY] = (os.getpid(), "warming")
+    started = time.monotonic()
     with app.app_context():
         try:
             hub = mcp_hub()
             hub.start()
+            # The ORM's mappers and a pooled database connection, as the first request needs.
+            from sqlalchemy.orm import configure_mappers
+
+            from gateway.database import database_ready
+
+            configure_mappers()
+            database_ready()
+            registry = llm_registry()
+            for name in registry.settings.configured():
+                registry.get(name)
             deadline = time.monotonic() + settle_seconds
             while time.monotonic() < deadline and any(
                 s.state == "starting" for s in hub.statuses()
             ):
-                time.sleep(0.1)
+                time.sleep(0.05)
             tool_offer().offer("warm up")
         except Exception:  # warm-up is best effort; the first request retries
-            logging.getLogger(__name__).warning("warm-up failed", exc_info=True)
+            log.warning("warm-up failed", exc_info=True)
+    app.extensions[WARM_KEY] = (os.getpid(), "ok")
+    log.info("worker warm in %.1f s", time.monotonic() - started)
+
+
+def warm_state(app: Flask) -> str | None:
+    """ "warming" or "ok" in a process that warms up (a gunicorn worker), else None."""
+    entry = app.extensions.get(WARM_KEY)
+    if entry is None or entry[0] != os.getpid():
+        return None
+    return entry[1]

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import errno
+import socket
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from gateway.auth.users import bootstrap_accounts
 from gateway.capacity import check_capacity
-from gateway.config import gunicorn_counts
+from gateway.config import ConfigError, gunicorn_counts, load_settings
 from gateway.database import upgrade_database
+from gateway.embedded_postgres import EmbeddedPostgres
 from gateway.extensions import db
 
 if TYPE_CHECKING:
@@ -19,9 +23,45 @@ def prepare_service(app: Flask) -> None:
     upgrade_database(app)
     bootstrap_accounts(app)
     with app.app_context():
-        if db.engine.dialect.name == "postgresql":
-            workers, threads = gunicorn_counts()
-            check_capacity(
-                db.engine, app.extensions["gateway.settings"], workers=workers, threads=threads
-            )
+        workers, threads = gunicorn_counts()
+        check_capacity(
+            db.engine, app.extensions["gateway.settings"], workers=workers, threads=threads
+        )
         db.engine.dispose()
+
+
+def refuse_taken_addresses(addresses: Iterable[Any]) -> None:
+    """One ConfigError line naming a TCP address already in use, and how to pick another.
+
+    Probed with SO_REUSEADDR like gunicorn's own bind, so a port in TIME_WAIT still counts
+    as free; gunicorn would otherwise retry five times and end with "Can't connect".
+    """
+    for address in addresses:
+        if not isinstance(address, tuple):
+            continue  # a Unix socket path: gunicorn's own message is clear enough
+        host, port = address[0], int(address[1])
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise ConfigError(
+                        f"BIND: cannot listen on {host}:{port}: {exc.strerror}"
+                    ) from None
+                shown = f"[{host}]" if family == socket.AF_INET6 else host
+                raise ConfigError(
+                    f"BIND: port {port} on {host} is already in use; choose another port, "
+                    f"e.g. BIND={shown}:{port + 1} make run"
+                ) from None
+
+
+def start_embedded_database() -> EmbeddedPostgres | None:
+    """In development without DATABASE_URL: start the embedded PostgreSQL under instance/."""
+    settings = load_settings()
+    if not settings.is_development or settings.database_url:
+        return None
+    embedded = EmbeddedPostgres(settings.instance_folder)
+    embedded.start()
+    return embedded

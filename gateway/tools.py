@@ -16,6 +16,9 @@ class Tool:
     input_schema: dict[str, Any] = field(default_factory=lambda: {"type": "object"})
     read_only: bool = False
     idempotent: bool = False
+    # The stdio server's command-line arguments (e.g. ``--repository .``): defaults the server
+    # was started with, which the offline provider may use for a required argument.
+    server_args: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def qualified_name(self) -> str:

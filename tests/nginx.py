@@ -11,15 +11,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.live_server import ROOT, free_port
 
 NGINX_CONF = ROOT / "deploy" / "nginx.conf"
 HOW_TO_GET_NGINX = (
-    "nginx is not installed; the deployment tests run the real one. Install it with "
-    "`apt-get install -y nginx` (Debian/Ubuntu; .ci/run does this when run as root), "
-    "or `brew install nginx`."
+    "nginx is not installed; the deployment tests run the real one. `make test` installs it "
+    "when run as root; else `sudo apt-get install -y nginx` (Debian/Ubuntu) or "
+    "`brew install nginx`, then `make test` again."
 )
 
 # Each line the rendering changes, and what it becomes; every one must be found exactly once.
@@ -32,7 +33,7 @@ def nginx_binary() -> str:
     """The nginx executable (Debian puts it in /usr/sbin, outside a normal user's PATH)."""
     found = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
     if found is None:
-        raise RuntimeError(HOW_TO_GET_NGINX)
+        pytest.fail(HOW_TO_GET_NGINX, pytrace=False)  # one line, never a skip
     return found
 
 

@@ -39,7 +39,8 @@ def test_production_with_safe_settings_is_accepted():
         ({"ENVIRONMENT": "staging"}, "ENVIRONMENT: must be one of"),
         ({**PRODUCTION, "JWT_SECRET_KEY": "short"}, "JWT_SECRET_KEY: production needs"),
         ({**PRODUCTION, "JWT_SECRET_KEY": ""}, "JWT_SECRET_KEY: production needs"),
-        ({**PRODUCTION, "DATABASE_URL": "sqlite:///x.db"}, "DATABASE_URL: SQLite is refused"),
+        ({**PRODUCTION, "DATABASE_URL": "sqlite:///x.db"}, "DATABASE_URL: must be a postgresql://"),
+        ({"DATABASE_URL": "sqlite:///x.db"}, "DATABASE_URL: must be a postgresql://"),
         ({**PRODUCTION, "DATABASE_URL": ""}, "DATABASE_URL: required in production"),
         ({**PRODUCTION, "MOCK_AUTH": "true"}, "MOCK_AUTH: mock authentication is refused"),
         (

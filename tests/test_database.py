@@ -22,7 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _through(proxy: TCPProxy, url: str) -> str:
     parts = urlsplit(url)
-    return parts._replace(netloc=f"{parts.username or 'postgres'}@127.0.0.1:{proxy.port}").geturl()
+    return parts._replace(
+        netloc=f"{parts.username or 'postgres'}@127.0.0.1:{proxy.port}", query=""
+    ).geturl()
 
 
 def _tables(url: str) -> set[str]:
@@ -33,7 +35,7 @@ def _tables(url: str) -> set[str]:
 
 def test_start_up_waits_for_the_database_then_migrates(make_database, caplog):
     url = make_database()
-    proxy = TCPProxy(urlsplit(url).port or 5432)
+    proxy = TCPProxy.for_database(url)
     app = create_app(test_settings(_through(proxy, url), db_connect_deadline=30.0))
     # The database "comes up" 2 s after start-up began.
     timer = threading.Timer(2.0, proxy.start)
@@ -52,7 +54,7 @@ def test_start_up_waits_for_the_database_then_migrates(make_database, caplog):
 
 def test_start_up_gives_up_after_the_deadline_with_a_clear_error(make_database):
     url = make_database()
-    proxy = TCPProxy(urlsplit(url).port or 5432)  # never started: nothing listens
+    proxy = TCPProxy.for_database(url)  # never started: nothing listens
     app = create_app(test_settings(_through(proxy, url), db_connect_deadline=1.5))
     with pytest.raises(DatabaseUnavailable, match=r"database not reachable after \d+ attempts"):
         upgrade_database(app)
@@ -95,3 +97,26 @@ def test_two_processes_migrating_at_once_create_the_schema_once(make_database):
 
 def test_a_second_start_finds_the_schema_up_to_date(app):
     assert upgrade_database(app) == "up to date"
+
+
+def test_migrations_run_on_the_embedded_postgresql_too(tmp_path):
+    """`make run`'s database (PostgreSQL 18 from the wheel) takes the same schema as the
+    server the suite runs on (PostgreSQL 15 in CI and compose)."""
+    from gateway.embedded_postgres import EmbeddedPostgres
+
+    embedded = EmbeddedPostgres(tmp_path / "instance")
+    url = embedded.start()
+    try:
+        app = create_app(test_settings(url))
+        assert upgrade_database(app) == "created"
+        assert upgrade_database(app) == "up to date"
+        assert {"users", "conversations", "messages", "tool_calls", "routing_examples"} <= _tables(
+            url
+        )
+        with psycopg2.connect(url) as conn, conn.cursor() as cur:
+            cur.execute("SHOW server_version_num")
+            assert int(cur.fetchone()[0]) >= 180000
+            cur.execute("SHOW listen_addresses")
+            assert cur.fetchone()[0] == ""  # Unix socket only
+    finally:
+        embedded.stop()

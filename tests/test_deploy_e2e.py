@@ -6,6 +6,7 @@ secrets in files, exactly as compose starts them; only the container engine is m
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -185,7 +186,9 @@ def stream_server() -> Iterator[str]:
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-k", "gthread", "-w", "1", "--threads", "2"]
         + ["-b", f"127.0.0.1:{port}", "tests.stream_app:app"],
-        cwd=ROOT,
+        # Not the checkout: gunicorn would load its gunicorn.conf.py (the gateway's hooks).
+        cwd=ROOT / "tests",
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

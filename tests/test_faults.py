@@ -34,7 +34,9 @@ def mcp_config(tmp_path_factory):
 
 def _through(proxy: TCPProxy, url: str) -> str:
     parts = urlsplit(url)
-    return parts._replace(netloc=f"{parts.username or 'postgres'}@127.0.0.1:{proxy.port}").geturl()
+    return parts._replace(
+        netloc=f"{parts.username or 'postgres'}@127.0.0.1:{proxy.port}", query=""
+    ).geturl()
 
 
 def _rows(url: str, query: str) -> list[tuple]:
@@ -56,7 +58,7 @@ def _assert_unavailable(response) -> None:
 def proxied(make_database, fake, mcp_config):
     """A chat app whose every database connection goes through a fault proxy."""
     url = make_database()
-    proxy = TCPProxy(urlsplit(url).port or 5432).start()
+    proxy = TCPProxy.for_database(url).start()
     app = create_app(
         test_settings(
             _through(proxy, url),

@@ -36,3 +36,35 @@ def test_readiness_is_503_naming_the_database_without_internals(database_url):
         "checks": {"database": "unavailable"},
         "mcp": {},
     }
+
+
+def test_a_worker_is_not_ready_until_it_is_warm(database_url):
+    from gateway.runtime import warm_state, warm_up
+
+    app = create_app(test_settings(database_url, mcp_config="config/mcp_servers.json"))
+    client = app.test_client()
+    assert warm_state(app) is None  # not a served worker: no warm-up to wait for
+    seen: list[tuple[int, dict]] = []
+    # What /health/ready answers while warm_up runs: hold it at the MCP stage and ask.
+    from gateway import runtime
+
+    original = runtime.mcp_hub
+
+    def observing_hub():
+        response = client.get("/health/ready")
+        seen.append((response.status_code, response.get_json()["checks"]))
+        return original()
+
+    runtime.mcp_hub = observing_hub
+    try:
+        warm_up(app)
+    finally:
+        runtime.mcp_hub = original
+    assert seen[0] == (503, {"database": "ok", "warm": "warming"})
+    ready = client.get("/health/ready")
+    assert ready.status_code == 200 and ready.get_json()["checks"]["warm"] == "ok"
+    # Warm means connected and loaded: the MCP servers are up and the router is built.
+    assert ready.get_json()["mcp"] == {"time": "ready", "git": "ready"}
+    with app.app_context():
+        assert runtime.tool_offer() is not None
+    runtime.close_runtime(app)

@@ -185,3 +185,84 @@ async def _turn_on_time_server(prompt):
 
         request = ChatRequest(messages=(Message.user(prompt),), tools=tools)
         return await asyncio.to_thread(complete_turn, OfflineProvider(), request, runner)
+
+
+# --- arguments from plain words: tz database, enums, the server's start-up options ----------
+
+CONVERT = {
+    "type": "object",
+    "properties": {
+        "source_timezone": {"type": "string", "description": "Source IANA timezone name"},
+        "time": {"type": "string"},
+        "target_timezone": {"type": "string", "description": "Target IANA timezone name"},
+    },
+    "required": ["source_timezone", "time", "target_timezone"],
+}
+
+
+@pytest.mark.parametrize(
+    ("prompt", "zone"),
+    [
+        ("what time is it in Tokyo?", "Asia/Tokyo"),
+        ("and in new york right now", "America/New_York"),
+        ("time in Sao Paulo, please", "America/Sao_Paulo"),
+        ("what about Asia/Kolkata", "Asia/Kolkata"),
+        ("the time in UTC", "UTC"),
+    ],
+)
+def test_a_city_named_in_the_prompt_gives_its_iana_timezone(prompt, zone):
+    schema = {
+        "properties": {"timezone": {"type": "string", "description": "IANA timezone name"}},
+        "required": ["timezone"],
+    }
+    assert fill_arguments(schema, prompt) == ({"timezone": zone}, [])
+
+
+def test_several_cities_fill_the_timezone_arguments_in_the_order_named():
+    arguments, missing = fill_arguments(CONVERT, "convert time=16:30 from London to Los Angeles")
+    assert missing == []
+    assert arguments == {
+        "source_timezone": "Europe/London",
+        "time": "16:30",
+        "target_timezone": "America/Los_Angeles",
+    }
+
+
+def test_an_unknown_place_leaves_the_timezone_missing_and_named():
+    tool = Tool("time", "get_current_time", "Get the time.", CONVERT)
+    request = ChatRequest(messages=(Message.user("time in Atlantis?"),), tools=(tool,))
+    response = OfflineProvider().complete(request)
+    assert response.tool_calls == ()
+    assert "source_timezone, time, target_timezone" in response.text
+
+
+def test_an_enum_value_named_in_the_prompt_is_used_only_when_unambiguous():
+    schema = {"properties": {"mode": {"type": "string", "enum": ["fast", "slow"]}}}
+    assert fill_arguments(schema, "do it the fast way") == ({"mode": "fast"}, [])
+    assert fill_arguments(schema, "fast or slow, you pick") == ({}, [])
+    assert fill_arguments(schema, "breakfast") == ({}, [])  # whole words only
+
+
+def test_a_required_path_comes_from_the_option_the_server_was_started_with():
+    schema = {
+        "properties": {"repo_path": {"type": "string"}, "max_count": {"type": "integer"}},
+        "required": ["repo_path"],
+    }
+    args = ("-m", "mcp_server_git", "--repository", ".")
+    git_log = Tool("git", "git_log", "Shows the commit logs", schema, server_args=args)
+    request = ChatRequest(messages=(Message.user("show the git log"),), tools=(git_log,))
+    [call] = OfflineProvider().complete(request).tool_calls
+    assert call.arguments == {"repo_path": "."}
+    # An option naming something else is not taken for it.
+    other = Tool("x", "read", "", schema, server_args=("--local-timezone", "UTC"))
+    request = ChatRequest(messages=(Message.user("read it"),), tools=(other,))
+    response = OfflineProvider().complete(request)
+    assert response.tool_calls == () and "repo_path" in response.text
+
+
+def test_offline_provider_answers_readmes_tokyo_question_on_mcp_server_time():
+    response = asyncio.run(_turn_on_time_server("what time is it in Tokyo?"))
+    call = response.messages[0].tool_calls[0]
+    assert (call.tool, dict(call.arguments)) == ("get_current_time", {"timezone": "Asia/Tokyo"})
+    assert not response.messages[1].tool_result.is_error
+    assert "Asia/Tokyo" in response.text

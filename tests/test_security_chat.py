@@ -56,8 +56,8 @@ def _config(tmp_path) -> str:
 def secret_chat(database_url, tmp_path, app, caplog):
     parts = urlsplit(database_url)
     with_password = parts._replace(
-        netloc=f"{parts.username or 'postgres'}:{SECRETS['db_password']}@{parts.hostname}:"
-        f"{parts.port or 5432}"
+        netloc=f"{parts.username or 'postgres'}:{SECRETS['db_password']}@"
+        f"{parts.netloc.rpartition('@')[2]}"
     ).geturl()
     with FakeLLM() as fake:
         settings = chat_settings(fake.url, _config(tmp_path))

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import case, delete
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 
 from gateway.errors import GatewayError
 from gateway.extensions import db
@@ -52,9 +52,8 @@ def record_login_failure(email: str, address: str | None, settings: Settings) ->
     """Count one failure atomically (an upsert), restarting a window that has run out."""
     now = utcnow()
     window_floor = now - timedelta(seconds=settings.login_window_seconds)
-    dialect = postgresql if db.engine.dialect.name == "postgresql" else sqlite
     for key, _ in _keys(email, address):
-        insert = dialect.insert(LoginFailure).values(key=key, count=1, window_start=now)
+        insert = postgresql.insert(LoginFailure).values(key=key, count=1, window_start=now)
         expired = LoginFailure.window_start < window_floor
         statement = insert.on_conflict_do_update(
             index_elements=[LoginFailure.key],

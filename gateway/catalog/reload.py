@@ -8,7 +8,7 @@ import threading
 import time
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 
 from gateway.errors import ValidationFailed
 from gateway.extensions import db
@@ -23,9 +23,8 @@ CHECK_SECONDS = 5.0
 
 def bump_generation() -> int:
     """Tell every worker (through the database) that the config file changed."""
-    dialect = postgresql if db.engine.dialect.name == "postgresql" else sqlite
     statement = (
-        dialect.insert(RuntimeState)
+        postgresql.insert(RuntimeState)
         .values(key=GENERATION_KEY, value=1)
         .on_conflict_do_update(
             index_elements=[RuntimeState.key], set_={"value": RuntimeState.value + 1}

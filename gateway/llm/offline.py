@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
 import time
+import zoneinfo
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -86,7 +88,9 @@ def _pick(tools: tuple[Tool, ...], prompt: str) -> tuple[Tool, dict[str, Any], l
     """The best-ranked tool whose required arguments the prompt supplies, else the best one."""
     first: tuple[Tool, dict[str, Any], list[str]] | None = None
     for tool in tools:
-        arguments, missing = fill_arguments(tool.input_schema, prompt)
+        arguments, missing = fill_arguments(
+            tool.input_schema, prompt, server_defaults=option_values(tool.server_args)
+        )
         if not missing:
             return tool, arguments, missing
         first = first or (tool, arguments, missing)
@@ -94,11 +98,19 @@ def _pick(tools: tuple[Tool, ...], prompt: str) -> tuple[Tool, dict[str, Any], l
     return first
 
 
-def fill_arguments(schema: Mapping[str, Any], prompt: str) -> tuple[dict[str, Any], list[str]]:
+def fill_arguments(
+    schema: Mapping[str, Any],
+    prompt: str,
+    *,
+    server_defaults: Mapping[str, str] | None = None,
+) -> tuple[dict[str, Any], list[str]]:
     """Arguments found for ``schema`` in ``prompt``, and the required ones still missing.
 
-    Sources, in order: a JSON object in the prompt, ``key=value`` pairs, then the schema's
-    defaults, ``const`` values and single-value enums.
+    Sources, in order: a JSON object in the prompt, ``key=value`` pairs, the schema's
+    defaults, ``const`` values and single-value enums, then three simple rules for what is
+    still missing: an enum value named in the prompt, an IANA timezone for a city named in
+    the prompt (tz database names, e.g. "Tokyo" -> Asia/Tokyo), and a value the server was
+    started with (``server_defaults``, from ``--repository .``: ``repo_path``).
     """
     properties: Mapping[str, Any] = schema.get("properties") or {}
     by_lower = {name.lower(): name for name in properties}
@@ -122,8 +134,115 @@ def fill_arguments(schema: Mapping[str, Any], prompt: str) -> tuple[dict[str, An
             found[name] = spec["const"]
         elif isinstance(spec.get("enum"), list) and len(spec["enum"]) == 1:
             found[name] = spec["enum"][0]
+    _fill_from_words(properties, prompt, found, server_defaults or {})
     missing = [name for name in schema.get("required") or () if name not in found]
     return found, missing
+
+
+def _fill_from_words(
+    properties: Mapping[str, Any],
+    prompt: str,
+    found: dict[str, Any],
+    server_defaults: Mapping[str, str],
+) -> None:
+    zones = iter(timezones_named_in(prompt))
+    for name, spec in properties.items():
+        if name in found or not isinstance(spec, Mapping):
+            continue
+        enum = spec.get("enum")
+        if isinstance(enum, list) and enum:
+            named = [v for v in enum if isinstance(v, str) and _names(prompt, v)]
+            if len(named) == 1:
+                found[name] = named[0]
+            continue
+        if spec.get("type") not in (None, "string"):
+            continue
+        if _is_timezone(name, spec):
+            zone = next(zones, None)
+            if zone is not None:
+                found[name] = zone
+            continue
+        default = _server_default(name, server_defaults)
+        if default is not None:
+            found[name] = default
+
+
+def _names(prompt: str, word: str) -> bool:
+    return re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", prompt, re.IGNORECASE) is not None
+
+
+def _is_timezone(name: str, spec: Mapping[str, Any]) -> bool:
+    text = f"{name} {spec.get('description', '')}".lower()
+    return "timezone" in text or "time zone" in text or "iana" in text
+
+
+@functools.cache
+def _zones_by_place() -> dict[str, str]:
+    """ "tokyo" -> "Asia/Tokyo", "new york" -> "America/New_York", from the tz database.
+
+    Canonical Area/Location names win over deeper or legacy ones for the same place.
+    """
+    by_place: dict[str, str] = {}
+    for zone in sorted(zoneinfo.available_timezones(), key=lambda z: (z.count("/") != 1, z)):
+        if "/" not in zone or zone.startswith(("Etc/", "SystemV/", "US/", "posix/", "right/")):
+            continue
+        place = zone.rsplit("/", 1)[1].replace("_", " ").lower()
+        by_place.setdefault(place, zone)
+    return by_place
+
+
+def timezones_named_in(prompt: str) -> list[str]:
+    """IANA names for the places (or IANA names) in ``prompt``, in the order they appear."""
+    zones = _zones_by_place()
+    exact = {z.lower(): z for z in zoneinfo.available_timezones()}
+    words = re.findall(r"[A-Za-z][\w/+-]*", prompt)
+    named: list[str] = []
+    i = 0
+    while i < len(words):
+        for size in (3, 2, 1):  # longest place name first: "new york", "los angeles"
+            phrase = " ".join(words[i : i + size]).lower()
+            if "/" in phrase or (size == 1 and words[i].isupper()):  # Asia/Tokyo, UTC, CET
+                zone = exact.get(phrase)
+            else:
+                zone = zones.get(phrase)
+            if zone is not None and len(words[i : i + size]) == size:
+                named.append(zone)
+                i += size
+                break
+        else:
+            i += 1
+    return named
+
+
+def option_values(args: tuple[str, ...]) -> dict[str, str]:
+    """``--name value`` and ``--name=value`` options of a server's command line."""
+    values: dict[str, str] = {}
+    for index, arg in enumerate(args):
+        if not arg.startswith("--") or len(arg) < 3:
+            continue
+        name, eq, value = arg[2:].partition("=")
+        if eq:
+            values[name] = value
+        elif index + 1 < len(args) and not args[index + 1].startswith("-"):
+            values[name] = args[index + 1]
+    return values
+
+
+def _server_default(name: str, defaults: Mapping[str, str]) -> str | None:
+    """The start-up option that names the same thing: ``repo_path`` ~ ``--repository``."""
+
+    def stem(text: str) -> str:
+        text = re.sub(r"[^a-z0-9]", "", text.lower())
+        return re.sub(r"(path|dir|directory|name)$", "", text) or text
+
+    wanted = stem(name)
+    for option, value in defaults.items():
+        have = stem(option)
+        if len(min(wanted, have, key=len)) >= 3 and (
+            have.startswith(wanted) or wanted.startswith(have)
+        ):
+            return value
+    return None
 
 
 _INVALID = object()

@@ -11,7 +11,7 @@ from mcp import types
 from gateway.tools import Tool, ToolResult
 
 
-def to_tool(server: str, tool: types.Tool) -> Tool:
+def to_tool(server: str, tool: types.Tool, server_args: tuple[str, ...] = ()) -> Tool:
     """The neutral view of one listed tool, annotations folded into two flags."""
     ann = tool.annotations
     return Tool(
@@ -21,6 +21,7 @@ def to_tool(server: str, tool: types.Tool) -> Tool:
         input_schema=tool.input_schema or {"type": "object"},
         read_only=bool(ann and ann.read_only_hint),
         idempotent=bool(ann and (ann.idempotent_hint or ann.read_only_hint)),
+        server_args=tuple(server_args),
     )
 
 

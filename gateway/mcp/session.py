@@ -389,7 +389,7 @@ class ServerSession:
                 self.name,
                 self._options.page_cap,
             )
-        tools = [to_tool(self.name, t) for t in listed]
+        tools = [to_tool(self.name, t, tuple(self.config.args)) for t in listed]
         allowed = [t for t in tools if self.config.allows(t.name)]
         hook = self._options.on_tools_listed
         if hook is not None:

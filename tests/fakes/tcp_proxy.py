@@ -4,17 +4,43 @@ from __future__ import annotations
 
 import socket
 import threading
+from urllib.parse import parse_qs, unquote, urlsplit
 
 
 class TCPProxy:
     """Forwards 127.0.0.1:<port> to a target; ``up`` decides whether connections are accepted."""
 
-    def __init__(self, target_port: int, *, target_host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, target_port: int, *, target_host: str = "127.0.0.1", target_socket: str | None = None
+    ) -> None:
         self.target = (target_host, target_port)
+        self.target_socket = target_socket
         self._listener: socket.socket | None = None
         self._port: int | None = None
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
+
+    @classmethod
+    def for_database(cls, url: str) -> TCPProxy:
+        """A proxy to the PostgreSQL server of ``url``: TCP, or a Unix socket (``?host=/dir``)."""
+        parts = urlsplit(url)
+        port = parts.port or 5432
+        socket_dir = parse_qs(parts.query).get("host", [""])[0]
+        if socket_dir.startswith("/"):
+            return cls(port, target_socket=f"{unquote(socket_dir)}/.s.PGSQL.{port}")
+        return cls(port, target_host=parts.hostname or "127.0.0.1")
+
+    def _connect_target(self) -> socket.socket:
+        if self.target_socket is None:
+            return socket.create_connection(self.target, timeout=5)
+        upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        upstream.settimeout(5)
+        try:
+            upstream.connect(self.target_socket)
+        except OSError:
+            upstream.close()
+            raise
+        return upstream
 
     @property
     def port(self) -> int:
@@ -64,7 +90,7 @@ class TCPProxy:
             except OSError:
                 return
             try:
-                upstream = socket.create_connection(self.target, timeout=5)
+                upstream = self._connect_target()
             except OSError:
                 client.close()
                 continue
