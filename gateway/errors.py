@@ -47,9 +47,11 @@ class InvalidParameter(GatewayError):
     error_type = "invalid_request_error"
     description = "A request parameter is not supported."
 
-    def __init__(self, description: str, *, param: str) -> None:
+    def __init__(self, description: str, *, param: str, openai_code: str | None = None) -> None:
         super().__init__(description)
         self.param = param
+        # OpenAI's ``code`` under /v1 when it is not "unsupported_parameter" (e.g. "invalid_value").
+        self.openai_code = openai_code
 
 
 class ModelNotFound(GatewayError):

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+# The server name of the tools the gateway itself answers (``find_tools``): never an MCP server.
+GATEWAY_SERVER = "gateway"
+
 
 @dataclass(frozen=True)
 class Tool:

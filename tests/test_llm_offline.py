@@ -57,6 +57,23 @@ def test_without_tools_says_it_is_offline():
     assert response.stop_reason == "end_turn"
 
 
+def test_the_gateway_tool_search_is_not_called_for_plain_chat():
+    search = Tool(
+        server="gateway",
+        name="find_tools",
+        input_schema={
+            "type": "object",
+            "properties": {"query": {"type": "string"}},
+            "required": ["query"],
+        },
+    )
+    request = ChatRequest(messages=(Message.user("hello there"),), tools=(search,))
+    response = OfflineProvider().complete(request)
+    assert response.tool_calls == ()
+    assert "no tool matched" in response.text
+    assert "query" not in response.text
+
+
 def test_missing_arguments_are_named():
     tool = Tool("time", "get_current_time", "Get the time.", SCHEMA)
     request = ChatRequest(messages=(Message.user("what time is it?"),), tools=(tool,))

@@ -42,7 +42,10 @@ def test_an_empty_user_message_is_a_400_and_no_model_is_called(v1, fake, message
         json={"model": "openai/gpt-test", "messages": messages},
     )
     assert response.status_code == 400, response.get_data(as_text=True)[:300]
-    assert "messages." in response.get_json()["error"]["message"]
+    error = response.get_json()["error"]
+    assert "messages." in error["message"]
+    assert error["param"].startswith("messages[") and error["param"].endswith("].content")
+    assert (error["type"], error["code"]) == ("invalid_request_error", "invalid_value")
     assert fake.requests == []
 
 

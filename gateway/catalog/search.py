@@ -17,9 +17,9 @@ from typing import Any
 
 from gateway.llm.types import ToolCall, wire_name
 from gateway.routing import Router
-from gateway.tools import Tool, ToolResult
+from gateway.tools import GATEWAY_SERVER, Tool, ToolResult
 
-SEARCH_SERVER = "gateway"
+SEARCH_SERVER = GATEWAY_SERVER
 SEARCH_TOOL = "find_tools"
 MAX_QUERY_CHARS = 500
 MAX_DESCRIPTION_CHARS = 200

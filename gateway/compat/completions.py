@@ -298,6 +298,7 @@ def _refuse_empty_user_message(request: CompletionRequest) -> None:
             raise InvalidParameter(
                 f"messages.{index}: a user message needs some content.",
                 param=f"messages[{index}].content",
+                openai_code="invalid_value",
             )
 
 

@@ -58,7 +58,7 @@ def http_error(exc: HTTPException) -> Response:
         kind = error_type_for(exc)
         internal = status >= 500 and not isinstance(exc, GatewayError)
         message = "The server could not complete the request." if internal else exc.description
-        code = CODES.get(kind, kind)
+        code = getattr(exc, "openai_code", None) or CODES.get(kind, kind)
     response = jsonify(
         error_body(status, message or "", code=code, param=getattr(exc, "param", None))
     )

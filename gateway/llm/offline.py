@@ -21,7 +21,7 @@ from gateway.llm.types import (
     Usage,
     wire_name,
 )
-from gateway.tools import Tool
+from gateway.tools import GATEWAY_SERVER, Tool
 
 _PAIR = re.compile(r"""([A-Za-z_][\w.-]*)\s*=\s*("[^"]*"|'[^']*'|[^\s,;]+)""")
 _TRAILING = "?!.,;:)"
@@ -43,10 +43,12 @@ class OfflineProvider:
         prompt, turn = _current_turn(request.messages)
         results = [m for m in turn if m.role == "tool"]
         calls: tuple[ToolCall, ...] = ()
+        # The gateway's own tool search needs a query written by a model: not for this provider.
+        tools = tuple(t for t in request.tools if t.server != GATEWAY_SERVER)
         if results:
             text = _summarize_results(turn, results)
-        elif request.tools:
-            tool, arguments, missing = _pick(request.tools, prompt)
+        elif tools:
+            tool, arguments, missing = _pick(tools, prompt)
             if missing:
                 text = (
                     f"Offline provider: I would call `{tool.qualified_name}`"
