@@ -9,6 +9,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from gateway import create_app
+from gateway.auth.passwords import UnusablePassword, prepare
 from gateway.database import upgrade_database
 from gateway.runtime import close_runtime
 from tests.conftest import test_settings
@@ -41,6 +42,20 @@ def test_the_document_is_valid_openapi_3_1(api_app):
     schemathesis.openapi.from_dict(document)  # raises on an invalid document
 
 
+def _password_is_preparable(case) -> bool:
+    """JSON Schema cannot express RFC 8265's code point classes (unassigned, controls...): the
+    document says so in words, and generated passwords are the ones the profile accepts."""
+    body = case.body if isinstance(case.body, dict) else {}
+    password = body.get("password")
+    if not isinstance(password, str):
+        return True
+    try:
+        prepare(password)
+    except UnusablePassword:
+        return False
+    return True
+
+
 def test_api_conforms_to_its_schema(api_app, app):
     """Generated requests for every operation: no 500s, responses match the document."""
     headers = create_account(app).headers
@@ -50,7 +65,7 @@ def test_api_conforms_to_its_schema(api_app, app):
     assert len(operations) >= 25
     for operation in operations:
 
-        @given(case=operation.as_strategy())
+        @given(case=operation.as_strategy().filter(_password_is_preparable))
         @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
         def check(case):
             case.call_and_validate(headers=headers)

@@ -11,7 +11,16 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 EMAIL_PATTERN = r"^[^@\x00-\x20\x7f]+@[^@\x00-\x20\x7f]+$"
 Email = Annotated[str, StringConstraints(min_length=3, max_length=254, pattern=EMAIL_PATTERN)]
 # Upper bound keeps a hostile body from making the slow hash slower still.
-NewPassword = Annotated[str, StringConstraints(min_length=10, max_length=256)]
+NewPassword = Annotated[
+    str,
+    StringConstraints(min_length=10, max_length=256),
+    Field(
+        description=(
+            "Prepared with the PRECIS OpaqueString profile (RFC 8265, section 4.2): NFC, "
+            "non-ASCII spaces as U+0020. Controls and unassigned code points are refused (422)."
+        )
+    ),
+]
 AnyPassword = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 

@@ -291,8 +291,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
 
 
+# The gateway's own tool search: the default model never calls it (tests script it).
+GATEWAY_SEARCH = "gateway__find_tools"
+
+
 def _default_script(api: str, body: dict[str, Any]) -> Script:
-    tools = body.get("tools") or []
+    tools = [t for t in body.get("tools") or [] if _tool_name(t) != GATEWAY_SEARCH]
     last = (body.get("messages") or [{}])[-1]
     results = _tool_results(api, last)
     if tools and not results:
@@ -300,6 +304,10 @@ def _default_script(api: str, body: dict[str, Any]) -> Script:
     if results:
         return Script(text="The tool said: " + " | ".join(results))
     return Script(text=f"Fake answer to: {_text_of(last.get('content'))}")
+
+
+def _tool_name(tool: dict[str, Any]) -> str:
+    return tool.get("name") or (tool.get("function") or {}).get("name", "")
 
 
 def _tool_results(api: str, message: dict[str, Any]) -> list[str]:
@@ -329,7 +337,7 @@ def _resolve_calls(script: Script, body: dict[str, Any], api: str) -> list[tuple
         or {}
         for t in tools
     }
-    first = next(iter(schemas), "missing_tool")
+    first = next((n for n in schemas if n != GATEWAY_SEARCH), "missing_tool")
     resolved = []
     for name, arguments in script.tool_calls:
         name = name or first
