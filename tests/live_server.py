@@ -127,3 +127,25 @@ def _wait_healthy(server: LiveServer, timeout: float = 60) -> None:
             pass  # not listening yet, or listening while its workers warm up
         time.sleep(0.1)
     raise RuntimeError(f"gunicorn did not become healthy:\n{server.log()}")
+
+
+def api_key_with_ready_tools(server: LiveServer, email: str) -> str:
+    """Register ``email``, make a personal API key over HTTP, and wait until an MCP server of
+    the gateway is ready (they start in the background), so its tools are offered."""
+    body = {"email": email, "password": "a long enough password"}
+    requests.post(server.url + "/auth/register", json=body, timeout=10)
+    token = requests.post(server.url + "/auth/login", json=body, timeout=10).json()["access_token"]
+    key = requests.post(
+        server.url + "/auth/keys",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"name": email},
+        timeout=10,
+    ).json()["key"]
+    auth = {"Authorization": f"Bearer {key}"}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        servers = requests.get(server.url + "/mcp/servers", headers=auth, timeout=10).json()
+        if any(s["state"] == "ready" for s in servers["servers"]):
+            break
+        time.sleep(0.5)
+    return key

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import openai
@@ -23,7 +22,7 @@ from pydantic import BaseModel
 from tests.chat_setup import chat_env, write_mcp_config
 from tests.conftest import TEST_SECRET
 from tests.fakes.fake_llm import call_tool, fail, reply
-from tests.live_server import gunicorn
+from tests.live_server import api_key_with_ready_tools, gunicorn
 
 pytestmark = pytest.mark.slow
 
@@ -42,26 +41,7 @@ def gateway(make_database, tmp_path_factory, fake):
 
 @pytest.fixture(scope="module")
 def api_key(gateway):
-    body = {"email": "sdk@example.com", "password": "a long enough password"}
-    requests.post(gateway.url + "/auth/register", json=body, timeout=10)
-    token = requests.post(gateway.url + "/auth/login", json=body, timeout=10).json()["access_token"]
-    created = requests.post(
-        gateway.url + "/auth/keys",
-        headers={"Authorization": f"Bearer {token}"},
-        json={"name": "openai sdk"},
-        timeout=10,
-    )
-    key = created.json()["key"]
-    # The MCP server starts in the background: wait until its tools are offered.
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        servers = requests.get(
-            gateway.url + "/mcp/servers", headers={"Authorization": f"Bearer {key}"}, timeout=10
-        ).json()["servers"]
-        if any(s["state"] == "ready" for s in servers):
-            break
-        time.sleep(0.5)
-    return key
+    return api_key_with_ready_tools(gateway, "sdk@example.com")
 
 
 @pytest.fixture

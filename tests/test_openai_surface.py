@@ -7,7 +7,6 @@ client tools, errors and upstream failures are checked on the wire.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from gateway.compat import fields
 from tests.chat_setup import chat_env, write_mcp_config
 from tests.conftest import TEST_SECRET
 from tests.fakes.fake_llm import Script, call_tool, call_tools, fail, reply
-from tests.live_server import gunicorn
+from tests.live_server import api_key_with_ready_tools, gunicorn
 
 pytestmark = pytest.mark.slow
 
@@ -104,24 +103,7 @@ def gateway(make_database, tmp_path_factory, fake):
 
 @pytest.fixture(scope="module")
 def headers(gateway):
-    body = {"email": "surface@example.com", "password": "a long enough password"}
-    requests.post(gateway.url + "/auth/register", json=body, timeout=10)
-    token = requests.post(gateway.url + "/auth/login", json=body, timeout=10).json()["access_token"]
-    key = requests.post(
-        gateway.url + "/auth/keys",
-        headers={"Authorization": f"Bearer {token}"},
-        json={"name": "surface"},
-        timeout=10,
-    ).json()["key"]
-    auth = {"Authorization": f"Bearer {key}"}
-    # The MCP server starts in the background: wait until its tools are offered.
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        servers = requests.get(gateway.url + "/mcp/servers", headers=auth, timeout=10).json()
-        if any(s["state"] == "ready" for s in servers["servers"]):
-            break
-        time.sleep(0.5)
-    return auth
+    return {"Authorization": f"Bearer {api_key_with_ready_tools(gateway, 'surface@example.com')}"}
 
 
 @pytest.fixture
@@ -288,24 +270,8 @@ def test_client_tool_history_and_system_messages_reach_an_openai_upstream(post, 
     assert response.status_code == 200, response.text
     sent = fake.requests[0].body["messages"]
     assert sent[0]["role"] == "system"  # the gateway's own
-    assert sent[1:] == [
-        {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": "Weather in Paris?"},
-        {
-            "role": "assistant",
-            "content": None,
-            "tool_calls": [
-                {
-                    "id": "c1",
-                    "type": "function",
-                    "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
-                }
-            ],
-        },
-        {"role": "tool", "tool_call_id": "c1", "content": "18C and sunny"},
-        {"role": "developer", "content": "Answer in French."},
-        {"role": "user", "content": "And so?"},
-    ]
+    # Every message as the client sent it, in order: system, tool call, tool result, developer.
+    assert sent[1:] == CLIENT_HISTORY
 
 
 def test_client_tool_history_reaches_anthropic(post, fake):
