@@ -260,16 +260,24 @@ def up(compose: Compose, url: str, timeout: float) -> int:
         print(diagnose(compose, url, timeout), file=sys.stderr)  # noqa: T201
         return 1
     base = url.removesuffix("/health")
+    admin = compose_setting("ADMIN_EMAIL")
+    if admin:
+        first_admin = f"The first admin is {admin}; the password is in secrets/admin_password\n"
+    else:
+        first_admin = (
+            "The first admin, either way:\n"
+            "  - ADMIN_EMAIL=you@example.com in .env, then make up again; the password is in "
+            "secrets/admin_password\n"
+            f"  - {shlex.join(compose.command)} -p {PROJECT} exec gateway flask --app wsgi "
+            "create-admin you@example.com   (prompts for a password)\n"
+        )
+    email = admin or "you@example.com"
     print(  # noqa: T201
         f"\nMCP Gateway is up at {base} (production mode: no mock authentication).\n"
-        "The first admin, either way:\n"
-        "  - ADMIN_EMAIL=you@example.com in .env, then make up again; the password is in "
-        "secrets/admin_password\n"
-        f"  - {shlex.join(compose.command)} -p {PROJECT} exec gateway flask --app wsgi "
-        "create-admin you@example.com   (prompts for a password)\n"
+        f"{first_admin}"
         "A token:\n"
         f"  curl -s -X POST {base}/auth/login -H 'Content-Type: application/json' \\\n"
-        """       -d '{"email": "you@example.com", "password": "..."}'"""
+        f"""       -d '{{"email": "{email}", "password": "..."}}'"""
     )
     return 0
 
@@ -369,16 +377,23 @@ def health(compose: Compose, name: str) -> str:
 
 def gateway_port() -> str:
     """GATEWAY_PORT as compose sees it: the environment, else .env, else 8000."""
-    if os.environ.get("GATEWAY_PORT"):
-        return os.environ["GATEWAY_PORT"]
-    env_file = ROOT / ".env"
+    return compose_setting("GATEWAY_PORT", r"\d+") or "8000"
+
+
+def compose_setting(
+    name: str, pattern: str = r"[^'\"\s#]+", *, env_file: Path | None = None
+) -> str | None:
+    """A variable as compose reads it for interpolation: the environment, else ``.env``."""
+    if os.environ.get(name):
+        return os.environ[name]
+    env_file = env_file or ROOT / ".env"
     if env_file.exists():
         found = re.search(
-            r"^\s*GATEWAY_PORT\s*=\s*['\"]?(\d+)", env_file.read_text(encoding="utf-8"), re.M
+            rf"^\s*{name}\s*=\s*['\"]?({pattern})", env_file.read_text(encoding="utf-8"), re.M
         )
         if found:
             return found.group(1)
-    return "8000"
+    return None
 
 
 def main(argv: Sequence[str]) -> int:

@@ -235,3 +235,14 @@ def test_compose_mounts_the_resolver_filter_after_the_images_own_script():
         "./deploy/nginx-resolvers.envsh:/docker-entrypoint.d/16-gateway-resolvers.envsh:ro" in text
     )
     assert os.access(RESOLVERS, os.X_OK)  # the entrypoint sources only executable scripts
+
+
+def test_compose_settings_come_from_the_environment_then_dot_env(tmp_path, monkeypatch):
+    env_file = tmp_path / ".env"
+    env_file.write_text("# the operator's file\nADMIN_EMAIL='ops@example.com'\nGATEWAY_PORT=8123\n")
+    monkeypatch.delenv("ADMIN_EMAIL", raising=False)
+    assert compose.compose_setting("ADMIN_EMAIL", env_file=env_file) == "ops@example.com"
+    assert compose.compose_setting("GATEWAY_PORT", r"\d+", env_file=env_file) == "8123"
+    assert compose.compose_setting("CORS_ORIGINS", env_file=env_file) is None
+    monkeypatch.setenv("ADMIN_EMAIL", "env@example.com")
+    assert compose.compose_setting("ADMIN_EMAIL", env_file=env_file) == "env@example.com"
