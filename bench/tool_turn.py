@@ -12,16 +12,12 @@ of the medians (as ``bench/mcp_overhead.py``, with the real server).
 from __future__ import annotations
 
 import argparse
-import asyncio
-import concurrent.futures
 import json
 import statistics
 import sys
-import threading
 import time
 
-from mcp import Client, StdioServerParameters
-
+from bench.mcp_endpoint import Session, direct_client
 from gateway.mcp import MCPHub, parse_mcp_config
 
 ARGS = ["-m", "mcp_server_time", "--local-timezone", "UTC"]
@@ -31,50 +27,6 @@ TOOL, ARGUMENTS = "get_current_time", {"timezone": "Asia/Tokyo"}
 def say(line: str) -> None:
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
-
-
-class DirectSDK:
-    """An SDK client session owned by one task on its own event loop thread.
-
-    anyio scopes must open and close in the same task, so that task serves requests for
-    batches of calls from a queue; the calls are timed inside the loop.
-    """
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.queue: asyncio.Queue = asyncio.Queue()
-        self.done = asyncio.run_coroutine_threadsafe(self._serve(), self.loop)
-        self.calls(1)
-
-    async def _serve(self) -> None:
-        params = StdioServerParameters(command=sys.executable, args=ARGS)
-        async with Client(params, cache=None, read_timeout_seconds=30) as client:
-            await client.list_tools()
-            while True:
-                n, reply = await self.queue.get()
-                if n is None:
-                    return
-                samples = []
-                for _ in range(n):
-                    start = time.perf_counter()
-                    await client.call_tool(TOOL, ARGUMENTS)
-                    samples.append(time.perf_counter() - start)
-                reply.set_result(samples)
-
-    def calls(self, n: int | None) -> list[float]:
-        reply = concurrent.futures.Future()
-        self.loop.call_soon_threadsafe(self.queue.put_nowait, (n, reply))
-        if n is None:
-            self.done.result(30)
-            return []
-        return reply.result(120)
-
-    def close(self) -> None:
-        self.calls(None)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
 
 
 def hub_calls(hub: MCPHub, n: int) -> list[float]:
@@ -100,7 +52,8 @@ def main() -> None:
         parse_mcp_config({"mcpServers": {"time": {"command": "python", "args": ARGS}}}, {}),
         first_use_wait=15,
     )
-    direct = DirectSDK()
+    # The same timed SDK session the /mcp benchmark uses, on mcp-server-time over stdio.
+    direct = Session(direct_client, TOOL)
     rows = []
     try:
         hub.list_tools()
