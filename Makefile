@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 
 .DEFAULT_GOAL := help
 
-.PHONY: help run test test-tools lint format clean up down down-volumes status logs restart scale test-stack validate-deploy
+.PHONY: help run test test-tools lint format settings-table clean up down down-volumes status logs restart scale test-stack validate-deploy
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -54,6 +54,9 @@ lint: $(VENV)/.dev-installed ## Lint and check formatting (ruff)
 format: $(VENV)/.dev-installed ## Format the code (ruff)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+settings-table: $(VENV)/.runtime-installed ## Write README's configuration table from the settings model (gateway/settings.py)
+	$(BIN)/python -c 'from gateway.settings import write_readme_table; write_readme_table("README.md")'
 
 include routing.mk
 include bench.mk

@@ -17,14 +17,16 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 else:
     _owns_metrics_dir = False
 
-from gateway.config import ConfigError, gunicorn_counts  # noqa: E402  (after the line above)
+from gateway.settings import ConfigError, load_settings  # noqa: E402  (after the line above)
 
+# Every setting is checked here, once, before gunicorn starts: a bad one is one line.
 try:
-    workers, threads = gunicorn_counts()
+    settings = load_settings()
 except ConfigError as exc:
     sys.exit(f"configuration error: {exc}")
 
-bind = os.environ.get("BIND", "0.0.0.0:8000")
+workers, threads = settings.http.workers, settings.http.threads
+bind = settings.http.bind
 # Threads, not processes, wait on LLM and tool calls: each is I/O-bound.
 worker_class = "gthread"
 # No preloading: per-process resources (database pool, MCP sessions) are created after fork.
@@ -41,7 +43,7 @@ max_requests_jitter = 500
 # The application logs one line per request itself (with the request id).
 accesslog = None
 errorlog = "-"
-loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+loglevel = settings.log_level.lower()
 # gunicorn 27's control socket has one default path per user ($HOME/.gunicorn/gunicorn.ctl):
 # two gateways on one host (replicas, tests, a benchmark) would answer each other's commands.
 control_socket_disable = True
@@ -56,7 +58,7 @@ def on_starting(server):
 
     try:
         refuse_taken_addresses(server.cfg.address)
-        embedded = start_embedded_database()
+        embedded = start_embedded_database(settings)
         if embedded is not None:
             server.embedded_postgres = embedded
             # The workers inherit the URL and connect; they never start a server themselves.
@@ -93,7 +95,7 @@ def post_worker_init(worker):
 
     Connections wait in the listen backlog meanwhile, answered by a warm worker.
     """
-    from gateway.runtime import warm_up
+    from gateway.services import warm_up
 
     warm_up(worker.wsgi)
 
@@ -106,12 +108,9 @@ def post_worker_init(worker):
 
 
 def worker_exit(server, worker):
-    """Stop this worker's MCP server processes and close its LLM clients."""
-    from gateway.runtime import close_runtime
+    """End the /mcp endpoint, stop this worker's MCP server processes, close its LLM clients."""
+    from gateway.services import close_services
 
     app = getattr(worker, "wsgi", None)  # absent when the worker failed to boot
     if app is not None:
-        from gateway.mcp_server import close_endpoint
-
-        close_endpoint(app)
-        close_runtime(app)
+        close_services(app)

@@ -6,7 +6,6 @@ import atexit
 import logging
 import os
 import secrets
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,33 +25,34 @@ from gateway import (  # noqa: F401  (models registers the tables)
     openapi,
     security,
 )
-from gateway.config import Settings, load_settings
 from gateway.database import MIGRATIONS_DIR, engine_options
 from gateway.embedded_postgres import EmbeddedPostgres, running_url
 from gateway.errors import register_error_handlers
 from gateway.extensions import db, jwt, migrate
 from gateway.logs import configure_logging
 from gateway.requests import JSONRequest
-from gateway.runtime import llm_settings_from, mcp_configs_from, routing_settings_from
+from gateway.services import register_services
+from gateway.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
 
-def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    """Build the application; ``config`` overrides settings by field name (tests, tools)."""
-    settings = load_settings(config)
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the application from ``settings`` (default: the environment and ``.env``).
+
+    Raises ConfigError, one line naming the variable, for a bad setting or MCP config file.
+    """
+    if settings is None:
+        settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
     app = Flask(__name__, static_folder=None, instance_path=settings.instance_folder)
     app.request_class = JSONRequest
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions["gateway.settings"] = settings
-    app.extensions["gateway.llm_settings"] = llm_settings_from(settings)
-    app.extensions["gateway.mcp_configs"] = mcp_configs_from(settings)
-    app.extensions["gateway.routing_settings"] = routing_settings_from(settings)
+    register_services(app, settings)
     app.config.update(_flask_config(settings, app))
-    if settings.trusted_proxies:
+    if settings.http.trusted_proxies:
         # Behind nginx, the client address (login throttling, logs) is in X-Forwarded-For.
-        proxies = settings.trusted_proxies
+        proxies = settings.http.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
 
     db.init_app(app)
@@ -74,12 +74,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def _flask_config(settings: Settings, app: Flask) -> dict[str, Any]:
-    database_url = _with_driver(settings.database_url) or _embedded_database(app)
+    database_url = _with_driver(settings.database.url) or _embedded_database(app)
     return {
         "SQLALCHEMY_DATABASE_URI": database_url,
-        "SQLALCHEMY_ENGINE_OPTIONS": engine_options(settings, database_url),
-        "MAX_CONTENT_LENGTH": settings.max_request_bytes,
-        "JWT_SECRET_KEY": settings.jwt_secret_key or _development_secret(app),
+        "SQLALCHEMY_ENGINE_OPTIONS": engine_options(settings.database, database_url),
+        "MAX_CONTENT_LENGTH": settings.http.max_request_bytes,
+        "JWT_SECRET_KEY": settings.auth.jwt_secret_key or _development_secret(app),
     }
 
 

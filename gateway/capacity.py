@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from gateway.config import ConfigError, Settings
+from gateway.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +85,8 @@ def check_capacity(engine: Engine, settings: Settings, *, workers: int, threads:
     capacity = Capacity(
         workers=workers,
         threads=threads,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
+        pool_size=settings.database.pool_size,
+        max_overflow=settings.database.max_overflow,
         max_connections=max_connections,
         reserved=reserved,
     )

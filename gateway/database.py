@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from flask import Flask
     from sqlalchemy.engine import Connection, Engine
 
-    from gateway.config import Settings
+    from gateway.settings import DatabaseSettings
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class DatabaseUnavailable(Exception):
     """The database did not answer before the start-up deadline."""
 
 
-def engine_options(settings: Settings, database_url: str) -> dict[str, Any]:
+def engine_options(settings: DatabaseSettings, database_url: str) -> dict[str, Any]:
     """Pool sized to the threads of one worker.
 
     Capacity: workers x (pool_size + max_overflow) must stay below PostgreSQL's
@@ -42,12 +42,12 @@ def engine_options(settings: Settings, database_url: str) -> dict[str, Any]:
     """
     return {
         "pool_pre_ping": True,
-        "pool_size": settings.db_pool_size,
-        "max_overflow": settings.db_max_overflow,
-        "pool_timeout": settings.db_pool_timeout,
+        "pool_size": settings.pool_size,
+        "max_overflow": settings.max_overflow,
+        "pool_timeout": settings.pool_timeout,
         "pool_recycle": 1800,
         "connect_args": {
-            "connect_timeout": settings.db_connect_timeout,
+            "connect_timeout": settings.connect_timeout,
             "application_name": "mcp-gateway",
         },
     }
@@ -104,10 +104,12 @@ def upgrade_database(app: Flask) -> str:
 
     Returns "created", "migrated" or "up to date".
     """
-    settings = app.extensions["gateway.settings"]
+    from gateway.services import get_services  # services import the database layer
+
+    settings = get_services(app).settings.database
     with app.app_context():
         engine = db.engine
-        wait_for_database(engine, deadline=settings.db_connect_deadline)
+        wait_for_database(engine, deadline=settings.connect_deadline)
         head = ScriptDirectory(MIGRATIONS_DIR).get_current_head()
         with engine.connect() as conn:
             # Session-level lock: other processes wait here until the schema is at head.

@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
 
 from gateway.database import database_ready
-from gateway.runtime import mcp_hub, warm_state
+from gateway.services import get_services, warm_state
 
 bp = Blueprint("health", __name__)
 
@@ -19,7 +19,7 @@ def liveness() -> ResponseReturnValue:
 
 @bp.get("/health/ready")
 def readiness() -> ResponseReturnValue:
-    """Ready when the database answers and this worker is warm (gateway.runtime.warm_up);
+    """Ready when the database answers and this worker is warm (gateway.services.warm_up);
     names the failed dependency, never its internals.
 
     MCP server states are reported but do not fail readiness: a broken tool server must not
@@ -30,7 +30,7 @@ def readiness() -> ResponseReturnValue:
     if warm is not None:
         checks["warm"] = warm
     ready = all(state == "ok" for state in checks.values())
-    mcp = {status.name: status.state for status in mcp_hub().statuses()}
+    mcp = {status.name: status.state for status in get_services().mcp.statuses()}
     response = jsonify({"status": "ok" if ready else "unavailable", "checks": checks, "mcp": mcp})
     response.status_code = 200 if ready else 503
     if not ready:

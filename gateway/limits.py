@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import threading
 import uuid
 import zlib
@@ -19,18 +18,16 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from flask import current_app
 from sqlalchemy import case, delete, func, select, text
 from sqlalchemy.dialects import postgresql
 
 from gateway.errors import GatewayError
 from gateway.extensions import db
 from gateway.models import RateWindow, TurnLease, utcnow
+from gateway.services import get_services
 
 if TYPE_CHECKING:
-    from flask import Flask
-
-    from gateway.config import Settings
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -203,8 +200,9 @@ class TurnSlot:
 
 def admit_turn(user_id: uuid.UUID) -> TurnSlot:
     """Refuse (429) a turn over the user's rate or concurrency limit, else hold a slot for it."""
-    settings: Settings = current_app.extensions["gateway.settings"]
-    counters = _counters(current_app._get_current_object())  # type: ignore[attr-defined]
+    services = get_services()
+    settings = services.settings.limits
+    counters = services.counters
     if settings.chat_rate_limit:
         wait = _guarded(
             lambda: counters.hit(
@@ -239,16 +237,10 @@ def _guarded(call: Callable[[], T], counters: Counters, skipped: Any = None) -> 
         return skipped
 
 
-def _counters(app: Flask) -> Counters:
-    """This process's counters (a Redis client is not shared across a fork)."""
-    entry = app.extensions.get("gateway.limits")
-    if entry is None or entry[0] != os.getpid():
-        url = app.extensions["gateway.settings"].redis_url
-        entry = app.extensions["gateway.limits"] = (
-            os.getpid(),
-            RedisCounters(url) if url else DatabaseCounters(),
-        )
-    return entry[1]
+def counters_for(redis_url: str | None) -> Counters:
+    """Redis counters when REDIS_URL is set, else PostgreSQL ones (one per process: a Redis
+    client is not shared across a fork; gateway.services holds it)."""
+    return RedisCounters(redis_url) if redis_url else DatabaseCounters()
 
 
 def hit_rate_limit(key: str, limit: int, window: int) -> int | None:
@@ -256,5 +248,5 @@ def hit_rate_limit(key: str, limit: int, window: int) -> int | None:
 
     Shares the chat limits' counters (PostgreSQL, or Redis when set); a failing Redis skips it.
     """
-    counters = _counters(current_app._get_current_object())  # type: ignore[attr-defined]
+    counters = get_services().counters
     return _guarded(lambda: counters.hit(key, limit, window), counters)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from flask import Blueprint, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -15,6 +13,8 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+
+from gateway.services import get_services
 
 HTTP_REQUESTS = Counter(
     "gateway_http_requests_total", "HTTP requests served.", ["method", "route", "status"]
@@ -55,7 +55,7 @@ bp = Blueprint("metrics", __name__)
 @bp.get("/metrics")
 def metrics() -> Response:
     """Every worker's samples when PROMETHEUS_MULTIPROC_DIR is set (gunicorn), else this one's."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if get_services().settings.http.metrics_dir:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
     else:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from flask import Blueprint, current_app
+from flask import Blueprint
 from flask.typing import ResponseReturnValue
 from pydantic import BaseModel
 
 from gateway.auth.schemas import Credentials, LoginRequest, LogoutRequest, NewApiKey
 from gateway.chat.schemas import ChatBody, ConversationPatch
 from gateway.compat.completions import CompletionRequest
+from gateway.services import get_services
 
 bp = Blueprint("openapi", __name__)
 
@@ -502,4 +503,4 @@ def document(development: bool) -> dict[str, Any]:
 
 @bp.get("/openapi.json")
 def openapi() -> ResponseReturnValue:
-    return document(current_app.extensions["gateway.settings"].mock_auth_enabled)
+    return document(get_services().settings.mock_auth_enabled)

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 from flask import current_app, request
 
+from gateway.services import get_services
+
 if TYPE_CHECKING:
     from flask import Flask, Response
 
@@ -31,7 +33,7 @@ def init_app(app: Flask) -> None:
 
 def _allowed_origin() -> str | None:
     origin = request.headers.get("Origin")
-    allowed = current_app.extensions["gateway.settings"].cors_origins
+    allowed = get_services().settings.http.cors_origins
     return origin if origin and origin in allowed else None
 
 
@@ -51,7 +53,7 @@ def _answer_preflight() -> Response | None:
 def _add_headers(response: Response) -> Response:
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
-    settings = current_app.extensions["gateway.settings"]
+    settings = get_services().settings.http
     if settings.hsts_seconds:
         response.headers["Strict-Transport-Security"] = (
             f"max-age={settings.hsts_seconds}; includeSubDomains"

@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.auth.users import bootstrap_accounts
 from gateway.capacity import check_capacity
-from gateway.config import ConfigError, gunicorn_counts, load_settings
 from gateway.database import upgrade_database
 from gateway.embedded_postgres import EmbeddedPostgres
 from gateway.extensions import db
+from gateway.services import get_services
+from gateway.settings import ConfigError, Settings
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -22,10 +23,10 @@ def prepare_service(app: Flask) -> None:
     """Migrate, create accounts, check the connection budget; leave no connection to inherit."""
     upgrade_database(app)
     bootstrap_accounts(app)
+    settings = get_services(app).settings
     with app.app_context():
-        workers, threads = gunicorn_counts()
         check_capacity(
-            db.engine, app.extensions["gateway.settings"], workers=workers, threads=threads
+            db.engine, settings, workers=settings.http.workers, threads=settings.http.threads
         )
         db.engine.dispose()
 
@@ -57,10 +58,9 @@ def refuse_taken_addresses(addresses: Iterable[Any]) -> None:
                 ) from None
 
 
-def start_embedded_database() -> EmbeddedPostgres | None:
+def start_embedded_database(settings: Settings) -> EmbeddedPostgres | None:
     """In development without DATABASE_URL: start the embedded PostgreSQL under instance/."""
-    settings = load_settings()
-    if not settings.is_development or settings.database_url:
+    if not settings.is_development or settings.database.url:
         return None
     embedded = EmbeddedPostgres(settings.instance_folder)
     embedded.start()

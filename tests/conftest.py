@@ -8,6 +8,7 @@ import socket
 import tempfile
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg2
 import pytest
@@ -19,7 +20,8 @@ from gateway.database import upgrade_database
 from gateway.embedded_postgres import EmbeddedPostgres, EmbeddedPostgresError
 from gateway.extensions import db
 from gateway.mcp import MCPHub
-from gateway.runtime import close_runtime
+from gateway.services import close_services
+from gateway.settings import Settings
 from tests.fakes.fake_llm import FakeLLM
 from tests.fakes.llm_settings import Providers
 
@@ -125,18 +127,35 @@ def make_database(database_url: str) -> Iterator[callable]:
     admin.close()
 
 
-def test_settings(database_url: str, **overrides: object) -> dict[str, object]:
-    """Settings every test app starts from."""
-    return {
-        "environment": "test",
-        "database_url": database_url,
-        "jwt_secret_key": TEST_SECRET,
-        "db_connect_deadline": 5.0,
-        **overrides,
+def test_settings(database_url: str, **overrides: Any) -> Settings:
+    """Settings every test app starts from, built from variables alone (never the process's).
+
+    ``overrides`` name variables in lower case (``max_request_bytes=1024``); ``llm_env``,
+    ``routing_env`` and ``mcp_endpoint_env`` give whole groups of them (``{"LLM_TIMEOUT": "5"}``).
+    """
+    return Settings.from_env(test_env(database_url, **overrides))
+
+
+def test_env(database_url: str, **overrides: Any) -> dict[str, Any]:
+    """The variables behind :func:`test_settings`."""
+    env: dict[str, Any] = {
+        "ENVIRONMENT": "test",
+        "DATABASE_URL": database_url,
+        "JWT_SECRET_KEY": TEST_SECRET,
+        "DB_CONNECT_DEADLINE": 5.0,
     }
+    for name, value in overrides.items():
+        if name in ("llm_env", "routing_env", "mcp_endpoint_env"):
+            env.update(value)
+        elif isinstance(value, tuple | list):
+            env[name.upper()] = ",".join(value)
+        else:
+            env[name.upper()] = value
+    return env
 
 
 test_settings.__test__ = False  # a helper, not a test
+test_env.__test__ = False
 
 
 @pytest.fixture(scope="session")
@@ -144,7 +163,7 @@ def app(database_url: str):
     app = create_app(test_settings(database_url))
     upgrade_database(app)
     yield app
-    close_runtime(app)
+    close_services(app)
 
 
 @pytest.fixture

@@ -409,7 +409,8 @@ def test_mock_auth_in_development(database_url, app, caplog):
 
 @pytest.mark.parametrize("environment", ["test", "production"])
 def test_mock_auth_is_absent_outside_development(database_url, environment):
-    app = create_app(test_settings(database_url, environment=environment))
+    # Production needs a provider that can answer; the offline one will do here.
+    app = create_app(test_settings(database_url, environment=environment, llm_allow_offline=True))
     assert "/auth/dev-token" not in {r.rule for r in app.url_map.iter_rules()}
     client = app.test_client()
     assert client.post("/auth/dev-token").status_code == 404

@@ -12,7 +12,7 @@ from gateway import create_app
 from gateway.database import upgrade_database
 from gateway.extensions import db
 from gateway.models import Message, ToolCall
-from gateway.runtime import close_runtime
+from gateway.services import close_services
 from tests.chat_setup import chat_settings, write_mcp_config
 from tests.conftest import test_settings
 from tests.factories import create_account, create_conversation
@@ -30,7 +30,7 @@ def chat_app(database_url, fake, mcp_config, app):
     chat = create_app(test_settings(database_url, **chat_settings(fake.url, mcp_config)))
     upgrade_database(chat)
     yield chat
-    close_runtime(chat)
+    close_services(chat)
 
 
 @pytest.fixture
@@ -144,7 +144,7 @@ def test_long_histories_are_trimmed_oldest_turns_first(database_url, fake, mcp_c
     assert sent[-1]["content"].startswith("question 5")
     assert len(sent) < 2 + 2 * 6
     assert not any(m.get("content") == "hello" for m in sent)  # the oldest turn is gone
-    close_runtime(small)
+    close_services(small)
 
 
 def test_llm_failure_keeps_the_users_message_marked_failed(chat, chat_app, fake, alice):
@@ -364,7 +364,7 @@ def test_heartbeats_keep_the_stream_alive_during_a_long_tool_call(
     text = response.get_data(as_text=True)
     before_result = text.split("event: tool_result")[0].split("event: tool_call")[1]
     assert ": keepalive" in before_result
-    close_runtime(quick)
+    close_services(quick)
 
 
 def test_no_transaction_is_held_while_the_model_thinks(chat_app, chat, fake, alice, database_url):

@@ -15,7 +15,7 @@ from gateway.extensions import db
 from gateway.llm import anthropic as anthropic_wire
 from gateway.llm import openai as openai_wire
 from gateway.models import Conversation, Message
-from gateway.runtime import close_runtime
+from gateway.services import close_services
 from tests.chat_setup import chat_settings, write_mcp_config
 from tests.conftest import test_settings
 from tests.factories import create_account
@@ -42,7 +42,7 @@ def chat(database_url, fake, mcp_config, app):
     client, account = chat.test_client(), create_account(app, role="admin")
     wait_ready(client, account, "calc")
     yield client, account
-    close_runtime(chat)
+    close_services(chat)
 
 
 def _stored_history_violations(app, conversation_id) -> list[str]:
@@ -174,7 +174,7 @@ def test_a_turn_left_pending_by_a_dead_worker_stops_counting_after_the_lease(
         assert client.post("/chat", headers=account.headers, json=body).status_code == 200
         assert _stored_history_violations(app, conversation_id) == []
     finally:
-        close_runtime(chat)
+        close_services(chat)
 
 
 def test_a_conversation_deleted_under_a_stale_turn_ends_the_turn_without_a_500(chat, fake, app):

@@ -64,7 +64,9 @@ MIGRATE = """
 import logging, sys
 from gateway import create_app
 from gateway.database import upgrade_database
-app = create_app({"environment": "test", "database_url": sys.argv[1], "jwt_secret_key": "k" * 40})
+from gateway.settings import Settings
+env = {"ENVIRONMENT": "test", "DATABASE_URL": sys.argv[1], "JWT_SECRET_KEY": "k" * 40}
+app = create_app(Settings.from_env(env))
 print("OUTCOME", upgrade_database(app))
 """
 

@@ -49,7 +49,8 @@ def eventually(condition: Callable[[], bool], timeout: float = 5) -> bool:
 @pytest.fixture(scope="module")
 def stack(make_database, tmp_path_factory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("deploy")
-    env = production_env(make_database(), tmp / "secrets")
+    # Production refuses to start without a provider that can answer: the offline one here.
+    env = {**production_env(make_database(), tmp / "secrets"), "LLM_ALLOW_OFFLINE": "true"}
     with started_together([gunicorn(env, workers=2, threads=4) for _ in range(2)]) as gateways:
         upstreams = [gateway.url.removeprefix("http://") for gateway in gateways]
         with nginx(upstreams, tmp / "nginx") as proxy:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gateway.config import Settings
+from gateway.settings import Settings
 from tests.live_server import ROOT
 from tests.nginx import check_nginx_conf, nginx_binary, write_nginx_conf
 
@@ -183,7 +183,7 @@ def test_nginx_config_passes_nginx_t(tmp_path):
 def test_nginx_config_holds_the_security_defaults():
     text = (ROOT / "deploy" / "nginx.conf").read_text(encoding="utf-8")
     assert "server_tokens off;" in text
-    assert Settings().max_request_bytes == 1024 * 1024
+    assert Settings.from_env({}).http.max_request_bytes == 1024 * 1024
     assert "client_max_body_size 1m;" in text  # = MAX_REQUEST_BYTES
     assert "location = /metrics {" in text
     assert int(re.search(r"proxy_read_timeout (\d+)s;", text).group(1)) >= 300

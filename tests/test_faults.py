@@ -17,7 +17,7 @@ from sqlalchemy import text
 from gateway import create_app
 from gateway.database import upgrade_database
 from gateway.extensions import db
-from gateway.runtime import close_runtime
+from gateway.services import close_services
 from tests.chat_setup import chat_settings, write_mcp_config
 from tests.conftest import test_settings
 from tests.factories import create_account
@@ -72,7 +72,7 @@ def proxied(make_database, fake, mcp_config):
     fake.reset()
     yield app, proxy, url
     proxy.stop()
-    close_runtime(app)
+    close_services(app)
     with app.app_context():
         db.engine.dispose()
 
@@ -163,7 +163,7 @@ def test_an_exhausted_pool_is_a_503_not_a_401(database_url, fake, mcp_config, ap
         finally:
             held.close()
     assert client.get("/auth/me", headers=account.headers).status_code == 200
-    close_runtime(tiny)
+    close_services(tiny)
     with tiny.app_context():
         db.engine.dispose()
 
@@ -174,7 +174,7 @@ def chat_client(database_url, fake, mcp_config, app):
     fake.reset()
     # An admin, so that /mcp/servers shows each server's pid.
     yield chat.test_client(), create_account(app, role="admin")
-    close_runtime(chat)
+    close_services(chat)
 
 
 def _wait_ready(client, account, server: str, *, not_pid: int | None = None) -> int:
@@ -244,7 +244,7 @@ def test_llm_failures_keep_the_message_and_the_next_turn_works(
         "/chat", headers=account.headers, json={"message": "again", "conversation_id": listed["id"]}
     )
     assert again.get_json()["message"]["content"] == "recovered"
-    close_runtime(chat)
+    close_services(chat)
 
 
 def test_an_llm_stream_cut_midway_is_an_error_event_and_the_partial_text_is_not_an_answer(

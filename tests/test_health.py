@@ -38,33 +38,31 @@ def test_readiness_is_503_naming_the_database_without_internals(database_url):
     }
 
 
-def test_a_worker_is_not_ready_until_it_is_warm(database_url):
-    from gateway.runtime import warm_state, warm_up
+def test_a_worker_is_not_ready_until_it_is_warm(database_url, monkeypatch):
+    from gateway.services import Services, close_services, get_services, warm_state, warm_up
 
     app = create_app(test_settings(database_url, mcp_config="config/mcp_servers.json"))
     client = app.test_client()
     assert warm_state(app) is None  # not a served worker: no warm-up to wait for
     seen: list[tuple[int, dict]] = []
     # What /health/ready answers while warm_up runs: hold it at the MCP stage and ask.
-    from gateway import runtime
+    original = Services.mcp.fget
 
-    original = runtime.mcp_hub
+    def observing_hub(services):
+        if not seen:  # warm_up's first look; /health/ready itself looks too
+            seen.append((0, {}))
+            response = client.get("/health/ready")
+            seen[0] = (response.status_code, response.get_json()["checks"])
+        return original(services)
 
-    def observing_hub():
-        response = client.get("/health/ready")
-        seen.append((response.status_code, response.get_json()["checks"]))
-        return original()
-
-    runtime.mcp_hub = observing_hub
-    try:
+    with monkeypatch.context() as patch:
+        patch.setattr(Services, "mcp", property(observing_hub))
         warm_up(app)
-    finally:
-        runtime.mcp_hub = original
     assert seen[0] == (503, {"database": "ok", "warm": "warming"})
     ready = client.get("/health/ready")
     assert ready.status_code == 200 and ready.get_json()["checks"]["warm"] == "ok"
     # Warm means connected and loaded: the MCP servers are up and the router is built.
     assert ready.get_json()["mcp"] == {"time": "ready", "git": "ready"}
     with app.app_context():
-        assert runtime.tool_offer() is not None
-    runtime.close_runtime(app)
+        assert get_services().tools is not None
+    close_services(app)

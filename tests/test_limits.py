@@ -12,11 +12,11 @@ from sqlalchemy import select
 
 from gateway import create_app
 from gateway.capacity import THREADS_PER_CONNECTION, Capacity, check_capacity, server_limits
-from gateway.config import ConfigError, Settings, gunicorn_counts
 from gateway.database import upgrade_database
 from gateway.extensions import db
 from gateway.models import Message, TurnLease, utcnow
-from gateway.runtime import close_runtime
+from gateway.services import close_services
+from gateway.settings import ConfigError, Settings
 from tests.chat_setup import chat_settings, write_mcp_config
 from tests.conftest import test_settings
 from tests.factories import create_account
@@ -54,7 +54,7 @@ def make_worker(database_url, fake, mcp_config, app):
     fake.reset()
     yield make
     for worker in built:
-        close_runtime(worker)
+        close_services(worker)
 
 
 def _chat(client, account, message="hello", **fields):
@@ -160,27 +160,26 @@ def test_the_openai_compatible_endpoint_shares_the_rate_limit(make_worker, fake,
 
 
 def test_the_default_configuration_fits_the_real_postgresql(app):
-    workers, threads = gunicorn_counts({})
-    settings = Settings()
+    settings = Settings.from_env({})
+    workers, threads = settings.http.workers, settings.http.threads
     with app.app_context():
         max_connections, reserved = server_limits(db.engine)
         capacity = check_capacity(db.engine, settings, workers=workers, threads=threads)
     assert capacity.max_connections == max_connections
-    assert workers * (settings.db_pool_size + settings.db_max_overflow) <= (
-        max_connections - reserved
-    )
+    per_worker = settings.database.pool_size + settings.database.max_overflow
+    assert workers * per_worker <= (max_connections - reserved)
     # Connections are held only around database work, so threads share them.
-    assert threads <= THREADS_PER_CONNECTION * (settings.db_pool_size + settings.db_max_overflow)
+    assert threads <= THREADS_PER_CONNECTION * per_worker
 
 
 def test_pools_larger_than_the_server_refuse_to_start(app):
-    settings = Settings(db_pool_size=40, db_max_overflow=40)
+    settings = Settings.from_env({"DB_POOL_SIZE": 40, "DB_MAX_OVERFLOW": 40})
     with app.app_context(), pytest.raises(ConfigError, match="GUNICORN_WORKERS x"):
         check_capacity(db.engine, settings, workers=4, threads=8)
 
 
 def test_more_threads_than_connections_is_a_warning(app, caplog):
-    settings = Settings(db_pool_size=2, db_max_overflow=0)
+    settings = Settings.from_env({"DB_POOL_SIZE": 2, "DB_MAX_OVERFLOW": 0})
     with app.app_context(), caplog.at_level(logging.WARNING, logger="gateway.capacity"):
         check_capacity(db.engine, settings, workers=2, threads=32)
     assert any("GUNICORN_THREADS=32 exceeds" in r.getMessage() for r in caplog.records)

@@ -10,6 +10,7 @@ import pytest
 from gateway.agent import complete_turn, run_turn
 from gateway.llm import ChatRequest, LLMRegistry, LLMSettings, Message
 from gateway.llm.offline import OfflineProvider, fill_arguments
+from gateway.settings import Settings
 from gateway.tools import Tool, ToolResult
 
 SCHEMA = {
@@ -107,8 +108,8 @@ def test_registry_defaults_to_offline_without_keys():
     ]
 
 
-def test_settings_from_mapping_and_model_listing():
-    settings = LLMSettings.from_mapping(
+def test_settings_from_variables_and_model_listing():
+    settings = Settings.from_env(
         {
             "ANTHROPIC_API_KEY": "k",
             "OPENAI_BASE_URL": "http://127.0.0.1:11434/v1",
@@ -116,9 +117,9 @@ def test_settings_from_mapping_and_model_listing():
             "LLM_MAX_RETRIES": "1",
             "LLM_ALLOW_OFFLINE": "false",
             "LLM_FALLBACK_PROVIDER": "openai",
-            "LLM_PRICES": {"claude-sonnet-4-6": [3, 15]},
+            "LLM_PRICES": '{"claude-sonnet-4-6": [3, 15]}',
         }
-    )
+    ).llm
     registry = LLMRegistry(settings)
     assert settings.configured() == ("anthropic", "openai")
     assert settings.max_retries == 1

@@ -180,7 +180,8 @@ def test_sdk_ignores_vendor_environment_variables(providers, fake, api, monkeypa
     monkeypatch.setenv("OPENAI_ORG_ID", "org-leaked")
     monkeypatch.setenv("OPENAI_PROJECT_ID", "proj-leaked")
     fake.script(reply("ok"))
-    assert providers(api).complete(HELLO).text == "ok"
+    # The settings read ANTHROPIC_CUSTOM_HEADERS so the provider can cancel what the SDK adds.
+    assert providers(api, anthropic_custom_headers="x-leaked: yes").complete(HELLO).text == "ok"
     headers = fake.requests[-1].headers
     assert headers["authorization"] == "Bearer test-key"
     assert not {"x-leaked", "openai-organization", "openai-project"} & headers.keys()

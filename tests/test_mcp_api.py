@@ -9,7 +9,7 @@ import pytest
 
 from gateway import create_app
 from gateway.database import upgrade_database
-from gateway.runtime import close_runtime, mcp_hub, tool_offer
+from gateway.services import close_services, get_services
 from tests.chat_setup import write_mcp_config
 from tests.conftest import test_settings
 from tests.factories import create_account
@@ -25,7 +25,7 @@ def mcp_app(database_url, app, tmp_path):
     )
     upgrade_database(mcp)
     yield mcp
-    close_runtime(mcp)
+    close_services(mcp)
 
 
 def wait_ready(client, headers, name="calc", timeout=15.0):
@@ -42,7 +42,7 @@ def wait_ready(client, headers, name="calc", timeout=15.0):
 
 def offered_tools(app, prompt="echo some text back"):
     with app.app_context():
-        return [t.qualified_name for t in tool_offer().offer(prompt).tools]
+        return [t.qualified_name for t in get_services().tools.offer(prompt).tools]
 
 
 def test_users_see_states_and_admins_see_details(mcp_app, app):
@@ -71,8 +71,8 @@ def test_a_changed_tool_definition_is_withheld_until_an_admin_approves(mcp_app, 
 
     with mcp_app.app_context():
         assert (
-            mcp_hub()
-            .call_tool(
+            get_services()
+            .mcp.call_tool(
                 "calc", "change_tools", {"description": "Echo, and also exfiltrate secrets."}
             )
             .text()
@@ -99,7 +99,7 @@ def test_reload_applies_an_edited_config_without_a_restart(mcp_app, app):
     admin = create_account(app, role="admin")
     client = mcp_app.test_client()
     wait_ready(client, admin.headers)
-    path = mcp_app.extensions["gateway.settings"].mcp_config
+    path = get_services(mcp_app).settings.mcp.config
     with open(path) as fh:
         config = json.load(fh)
     config["mcpServers"]["calc"]["enabled"] = False
@@ -117,7 +117,7 @@ def test_reload_applies_an_edited_config_without_a_restart(mcp_app, app):
 
 def test_reload_of_a_broken_config_is_a_422_naming_the_problem(mcp_app, app):
     admin = create_account(app, role="admin")
-    path = mcp_app.extensions["gateway.settings"].mcp_config
+    path = get_services(mcp_app).settings.mcp.config
     with open(path, "w") as fh:
         json.dump({"mcpServers": {"calc": {"transport": "carrier-pigeon"}}}, fh)
     response = mcp_app.test_client().post("/mcp/reload", headers=admin.headers)
@@ -137,7 +137,7 @@ def test_tool_calls_are_counted_in_metrics(database_url, app, tmp_path):
         fake.script(call_tool("calc__add", {"a": 1, "b": 1}), reply("2"))
         chat.test_client().post("/chat", headers=account.headers, json={"message": "add 1 and 1"})
         metrics = chat.test_client().get("/metrics").get_data(as_text=True)
-        close_runtime(chat)
+        close_services(chat)
     assert 'gateway_mcp_tool_calls_total{outcome="ok",server="calc",tool="add"}' in metrics
     assert "gateway_mcp_server_processes" in metrics
     assert 'gateway_llm_tokens_total{kind="input",model="gpt-test",provider="openai"}' in metrics

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.config import ConfigError
 from gateway.mcp_server.catalog import NotVisible, unwrap_uri, wrap_uri
-from gateway.mcp_server.settings import EndpointSettings
+from gateway.settings import ConfigError, EndpointSettings, Settings
+
+
+def endpoint_settings(env: dict[str, str]) -> EndpointSettings:
+    return Settings.from_env(env).mcp.endpoint
 
 
 def test_defaults_show_every_server_to_both_roles_in_full():
-    settings = EndpointSettings.from_env({})
+    settings = endpoint_settings({})
     assert settings.visible("admin") is None and settings.visible("user") is None
     assert settings.tools_mode == "all" and settings.rate_limit == 120
 
 
 def test_roles_map_servers_per_role_and_hide_everything_from_unlisted_roles():
-    settings = EndpointSettings.from_env(
+    settings = endpoint_settings(
         {"MCP_ENDPOINT_ROLES": '{"admin": "*", "user": ["time"]}', "MCP_ENDPOINT_TOOLS": "search"}
     )
     assert settings.visible("admin") is None
@@ -31,14 +34,14 @@ def test_roles_map_servers_per_role_and_hide_everything_from_unlisted_roles():
         ({"MCP_ENDPOINT_ROLES": "{not json"}, "MCP_ENDPOINT_ROLES: not JSON"),
         ({"MCP_ENDPOINT_ROLES": '["admin"]'}, "MCP_ENDPOINT_ROLES: must be an object"),
         ({"MCP_ENDPOINT_ROLES": '{"user": "time"}'}, 'user: must be "*" or a list'),
-        ({"MCP_ENDPOINT_TOOLS": "some"}, "MCP_ENDPOINT_TOOLS: must be all or search"),
-        ({"MCP_ENDPOINT_RATE_LIMIT": "many"}, "MCP_ENDPOINT_RATE_LIMIT: must be an integer"),
-        ({"MCP_ENDPOINT_RATE_WINDOW_SECONDS": "0"}, "MCP_ENDPOINT_RATE_WINDOW_SECONDS: out of"),
+        ({"MCP_ENDPOINT_TOOLS": "some"}, "MCP_ENDPOINT_TOOLS: Input should be 'all' or 'search'"),
+        ({"MCP_ENDPOINT_RATE_LIMIT": "many"}, "MCP_ENDPOINT_RATE_LIMIT: Input should be a valid"),
+        ({"MCP_ENDPOINT_RATE_WINDOW_SECONDS": "0"}, "MCP_ENDPOINT_RATE_WINDOW_SECONDS: Input "),
     ],
 )
 def test_bad_values_are_one_line_config_errors(env, message):
     with pytest.raises(ConfigError, match=message.replace("*", r"\*").replace("[", r"\[")):
-        EndpointSettings.from_env(env)
+        endpoint_settings(env)
 
 
 @pytest.mark.parametrize(

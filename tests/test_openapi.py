@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from gateway import create_app
 from gateway.auth.passwords import UnusablePassword, prepare
 from gateway.database import upgrade_database
-from gateway.runtime import close_runtime
+from gateway.services import close_services
 from tests.conftest import test_settings
 from tests.factories import create_account
 
@@ -25,7 +25,7 @@ def api_app(database_url, app):
     )
     upgrade_database(api)
     yield api
-    close_runtime(api)
+    close_services(api)
 
 
 def test_every_route_is_documented(api_app):

@@ -9,7 +9,7 @@ from gateway import create_app
 from gateway.database import upgrade_database
 from gateway.extensions import db
 from gateway.models import RoutingExample
-from gateway.runtime import close_runtime, tool_offer
+from gateway.services import close_services, get_services
 from tests.chat_setup import chat_settings, write_mcp_config
 from tests.conftest import test_settings
 from tests.factories import create_account
@@ -27,7 +27,7 @@ def learning_app(database_url, fake, app, tmp_path_factory):
     learning = create_app(test_settings(database_url, **settings))
     upgrade_database(learning)
     yield learning
-    close_runtime(learning)
+    close_services(learning)
 
 
 def examples(app):
@@ -44,7 +44,7 @@ def test_a_successful_tool_call_teaches_the_router_its_prompt(learning_app, fake
     assert response.status_code == 200, response.get_json()
     assert examples(learning_app) == [("calc", "add", "add 2 and 3")]
     with learning_app.app_context():
-        assert tool_offer().router().examples == {"calc__add": ("add 2 and 3",)}
+        assert get_services().tools.router().examples == {"calc__add": ("add 2 and 3",)}
 
     # A failed call teaches nothing.
     fake.script(call_tool("calc__fail", {"message": "no"}), reply("It failed."))
@@ -59,7 +59,7 @@ def test_a_successful_tool_call_teaches_the_router_its_prompt(learning_app, fake
         client.delete(f"/conversations/{item['id']}", headers=alice.headers)
     assert conversation and examples(learning_app) == []
     with learning_app.app_context():
-        assert tool_offer().router().examples == {}
+        assert get_services().tools.router().examples == {}
 
 
 def test_learning_can_be_turned_off(database_url, fake, app, tmp_path):
@@ -79,4 +79,4 @@ def test_learning_can_be_turned_off(database_url, fake, app, tmp_path):
         assert response.status_code == 200, response.get_json()
         assert examples(off) == []
     finally:
-        close_runtime(off)
+        close_services(off)

@@ -11,9 +11,10 @@ import pytest
 
 from gateway import create_app
 from gateway.chat.service import SYSTEM_PROMPT
-from gateway.runtime import close_runtime
+from gateway.services import close_services
+from gateway.settings import Settings
 from tests.chat_setup import MCP_SERVER, chat_settings
-from tests.conftest import test_settings
+from tests.conftest import test_env
 from tests.factories import create_account
 from tests.fakes.fake_llm import FakeLLM, call_tool, reply
 from tests.live_server import free_port
@@ -68,14 +69,14 @@ def secret_chat(database_url, tmp_path, app, caplog):
             admin_password=SECRETS["admin_password"],
         )
         settings["llm_env"] = {**settings["llm_env"], "LLM_FALLBACK_PROVIDER": "anthropic"}
-        overrides = test_settings(with_password, **settings)
-        overrides["jwt_secret_key"] = SECRETS["jwt"]
         # DEBUG for the app too: the SDKs' HTTP clients only log below INFO then.
-        overrides["log_level"] = "DEBUG"
+        overrides = test_env(
+            with_password, **settings, jwt_secret_key=SECRETS["jwt"], log_level="DEBUG"
+        )
         caplog.set_level(logging.DEBUG)
-        chat = create_app(overrides)
+        chat = create_app(Settings.from_env(overrides))
         yield chat, fake
-        close_runtime(chat)
+        close_services(chat)
 
 
 def test_no_secret_in_any_log_line_or_response(secret_chat, caplog):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway import create_app
-from gateway.config import ConfigError, settings_from_env
+from gateway.settings import ConfigError, Settings
 from tests.conftest import test_settings
 from tests.factories import create_account
 
@@ -114,10 +114,10 @@ def test_cors_allows_only_the_listed_origins(browser_app):
 )
 def test_cors_origins_setting(raw, expected):
     env = {"ENVIRONMENT": "development", "CORS_ORIGINS": raw}
-    assert settings_from_env(env).cors_origins == expected
+    assert Settings.from_env(env).http.cors_origins == expected
 
 
 @pytest.mark.parametrize("raw", ["*", "https://*.example.com", "chat.example.com", "https://a/b"])
 def test_wildcard_or_malformed_cors_origins_are_refused(raw):
     with pytest.raises(ConfigError, match="CORS_ORIGINS"):
-        settings_from_env({"ENVIRONMENT": "development", "CORS_ORIGINS": raw})
+        Settings.from_env({"ENVIRONMENT": "development", "CORS_ORIGINS": raw})

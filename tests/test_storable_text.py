@@ -10,7 +10,7 @@ from sqlalchemy import select
 from gateway import create_app
 from gateway.extensions import db
 from gateway.models import Message, ToolCall
-from gateway.runtime import close_runtime
+from gateway.services import close_services
 from gateway.storable import REPLACEMENT, storable_json, storable_text
 from tests.chat_setup import chat_settings, write_mcp_config
 from tests.conftest import test_settings
@@ -30,7 +30,7 @@ def chat(database_url, fake, mcp_config, app):
     client, account = chat.test_client(), create_account(app, role="admin")
     wait_ready(client, account, "calc")
     yield client, account
-    close_runtime(chat)
+    close_services(chat)
 
 
 def wait_ready(client, account, server: str, timeout: float = 20.0) -> None:

@@ -21,7 +21,7 @@ from gateway.extensions import db
 from gateway.llm.types import ToolCall as LLMToolCall
 from gateway.models import Message, RoutingExample, ToolCall
 from gateway.routing import Catalog, Router, RoutingSettings, ServerDescriptor
-from gateway.runtime import close_runtime, mcp_hub
+from gateway.services import close_services, get_services
 from gateway.tools import Tool
 from tests.chat_setup import MCP_SERVER, chat_settings
 from tests.conftest import test_settings
@@ -67,8 +67,8 @@ def _app(database_url, fake, mcp_config, **routing):
     upgrade_database(app)
     with app.app_context():  # both servers ready before the first turn, however busy the host
         deadline = time.monotonic() + 60
-        while any(s.state != "ready" for s in mcp_hub().statuses()):
-            assert time.monotonic() < deadline, mcp_hub().statuses()
+        while any(s.state != "ready" for s in get_services().mcp.statuses()):
+            assert time.monotonic() < deadline, get_services().mcp.statuses()
             time.sleep(0.1)
     return app
 
@@ -77,7 +77,7 @@ def _app(database_url, fake, mcp_config, **routing):
 def search_app(database_url, fake, mcp_config, app):
     made = _app(database_url, fake, mcp_config, ROUTING_SEARCH_MAX_ADDED="2")
     yield made
-    close_runtime(made)
+    close_services(made)
 
 
 @pytest.fixture
@@ -204,7 +204,7 @@ def test_the_search_can_be_turned_off(database_url, fake, mcp_config, app, alice
         assert "tool_search" not in body["routing"]
         assert "tools" not in fake.requests[-1].body
     finally:
-        close_runtime(off)
+        close_services(off)
 
 
 def _tool_texts(request):

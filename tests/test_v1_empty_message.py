@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway import create_app
-from gateway.runtime import close_runtime
+from gateway.services import close_services
 from tests.chat_setup import chat_settings
 from tests.conftest import test_settings
 from tests.factories import create_account
@@ -18,7 +18,7 @@ def v1(database_url, fake, tmp_path, app):
     chat = create_app(test_settings(database_url, **chat_settings(fake.url, config)))
     fake.reset()
     yield chat.test_client(), create_account(app)
-    close_runtime(chat)
+    close_services(chat)
 
 
 @pytest.mark.parametrize(

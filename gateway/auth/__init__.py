@@ -10,14 +10,15 @@ from flask.cli import with_appcontext
 
 from gateway.auth.tokens import jwt_config, register_jwt_callbacks
 from gateway.auth.views import admin_bp, bp, dev_bp
+from gateway.services import get_services
 
 if TYPE_CHECKING:
     from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    settings = app.extensions["gateway.settings"]
-    app.config.update(jwt_config(settings))
+    settings = get_services(app).settings
+    app.config.update(jwt_config(settings.auth))
     register_jwt_callbacks(app)
     app.register_blueprint(bp)
     app.register_blueprint(admin_bp)

@@ -6,7 +6,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import current_app, g, request
+from flask import g, request
 from flask_jwt_extended import get_current_user, verify_jwt_in_request
 from werkzeug.exceptions import Forbidden
 
@@ -15,6 +15,7 @@ from gateway.auth.users import ensure_mock_user
 from gateway.errors import GatewayError
 from gateway.extensions import db
 from gateway.models import User
+from gateway.services import get_services
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -53,7 +54,7 @@ def _detached(user: User) -> User:
 def _resolve_caller() -> User:
     header = request.headers.get("Authorization", "")
     if not header:
-        if current_app.extensions["gateway.settings"].mock_auth_enabled:
+        if get_services().settings.mock_auth_enabled:
             return ensure_mock_user()
         raise AuthenticationRequired("Missing Authorization header.")
     scheme, _, credential = header.partition(" ")

@@ -14,7 +14,7 @@ from gateway.extensions import db
 from gateway.models import LoginFailure, utcnow
 
 if TYPE_CHECKING:
-    from gateway.config import Settings
+    from gateway.settings import AuthSettings
 
 # Many people may share one address (NAT, offices): it gets more room than one account.
 ADDRESS_ALLOWANCE = 4
@@ -33,7 +33,7 @@ def _keys(email: str, address: str | None) -> list[tuple[str, int]]:
     return [(f"account:{email}", 1), (f"address:{address or 'unknown'}", ADDRESS_ALLOWANCE)]
 
 
-def check_login_allowed(email: str, address: str | None, settings: Settings) -> None:
+def check_login_allowed(email: str, address: str | None, settings: AuthSettings) -> None:
     """Refuse with 429 and Retry-After while an account or an address is over its limit."""
     now = utcnow()
     window = timedelta(seconds=settings.login_window_seconds)
@@ -48,7 +48,7 @@ def check_login_allowed(email: str, address: str | None, settings: Settings) -> 
     db.session.rollback()
 
 
-def record_login_failure(email: str, address: str | None, settings: Settings) -> None:
+def record_login_failure(email: str, address: str | None, settings: AuthSettings) -> None:
     """Count one failure atomically (an upsert), restarting a window that has run out."""
     now = utcnow()
     window_floor = now - timedelta(seconds=settings.login_window_seconds)
@@ -66,7 +66,7 @@ def record_login_failure(email: str, address: str | None, settings: Settings) ->
     db.session.commit()
 
 
-def clear_login_failures(email: str, settings: Settings) -> None:
+def clear_login_failures(email: str, settings: AuthSettings) -> None:
     """A successful login clears the account's counter (not the address's) and stale rows."""
     floor = utcnow() - timedelta(seconds=settings.login_window_seconds)
     db.session.execute(

@@ -20,7 +20,7 @@ from gateway.models import ApiKey, RevokedToken, User, utcnow
 if TYPE_CHECKING:
     from flask import Flask, Response
 
-    from gateway.config import Settings
+    from gateway.settings import AuthSettings
 
 ISSUER = "mcp-gateway"
 AUDIENCE = "mcp-gateway-api"
@@ -29,7 +29,7 @@ API_KEY_PREFIX = "mgw_"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
-def jwt_config(settings: Settings) -> dict[str, Any]:
+def jwt_config(settings: AuthSettings) -> dict[str, Any]:
     """Algorithm pinned, issuer and audience set and checked, tokens only in the header."""
     return {
         "JWT_ALGORITHM": "HS256",
@@ -79,7 +79,7 @@ def register_jwt_callbacks(app: Flask) -> None:
     jwt.token_verification_failed_loader(lambda h, p: _unauthorized("The token is invalid."))
 
 
-def issue_tokens(user: User, settings: Settings) -> dict[str, Any]:
+def issue_tokens(user: User, settings: AuthSettings) -> dict[str, Any]:
     """The OAuth2-shaped login answer."""
     return {
         "access_token": create_access_token(identity=user),

@@ -15,6 +15,7 @@ from gateway.auth.passwords import UnusablePassword, candidates, prepare
 from gateway.errors import GatewayError, ValidationFailed
 from gateway.extensions import db
 from gateway.models import User
+from gateway.services import get_services
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -127,11 +128,11 @@ def ensure_mock_user() -> User:
 
 def bootstrap_accounts(app: Flask) -> None:
     """Start-up work: the admin from ADMIN_EMAIL/ADMIN_PASSWORD, the mock user in development."""
-    settings = app.extensions["gateway.settings"]
+    settings = get_services(app).settings
     with app.app_context():
-        if settings.admin_email:
-            existing = find_user_by_email(settings.admin_email)
+        if settings.auth.admin_email:
+            existing = find_user_by_email(settings.auth.admin_email)
             if existing is None or not existing.is_admin:
-                ensure_admin(settings.admin_email, settings.admin_password)
+                ensure_admin(settings.auth.admin_email, settings.auth.admin_password)
         if settings.mock_auth_enabled:
             ensure_mock_user()

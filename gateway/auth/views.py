@@ -5,21 +5,23 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, request
 from flask.typing import ResponseReturnValue
 from flask_jwt_extended import get_current_user, get_jwt, verify_jwt_in_request
 
 from gateway.auth import schemas, throttle, tokens, users
 from gateway.auth.guard import AuthenticationRequired, admin_required, current_user, login_required
 from gateway.models import ApiKey, User
+from gateway.services import get_services
+from gateway.settings import AuthSettings
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 admin_bp = Blueprint("admin", __name__, url_prefix="/admin")
 dev_bp = Blueprint("dev", __name__)
 
 
-def _settings() -> Any:
-    return current_app.extensions["gateway.settings"]
+def _settings() -> AuthSettings:
+    return get_services().settings.auth
 
 
 def user_json(user: User) -> dict[str, Any]:

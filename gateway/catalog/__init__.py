@@ -17,9 +17,9 @@ routing_cli = AppGroup("routing", help="Inspect intelligent routing.")
 @click.argument("prompt")
 def explain_command(prompt: str) -> None:
     """Print the ranking of the live catalog for PROMPT."""
-    from gateway.runtime import tool_offer
+    from gateway.services import get_services
 
-    click.echo(tool_offer().router().explain(prompt))
+    click.echo(get_services().tools.router().explain(prompt))
 
 
 def init_app(app: Flask) -> None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
+from collections.abc import Mapping
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql
@@ -41,10 +41,11 @@ def current_generation() -> int:
     return value or 0
 
 
-def read_config(path: str) -> list:
-    """The file as it is now; a bad file is a 422 naming the server and field."""
+def read_config(path: str, environ: Mapping[str, str]) -> list:
+    """The file as it is now, ``${VAR}`` expanded from ``environ``; a bad file is a 422 naming
+    the server and field."""
     try:
-        return load_mcp_config(path, os.environ)
+        return load_mcp_config(path, environ)
     except MCPConfigError as exc:
         raise ValidationFailed(f"The MCP config is invalid: {exc}") from None
 
@@ -52,16 +53,17 @@ def read_config(path: str) -> list:
 class ConfigWatcher:
     """Applies a reload asked for through another worker, checking at most every few seconds."""
 
-    def __init__(self, hub: MCPHub, path: str) -> None:
+    def __init__(self, hub: MCPHub, path: str, environ: Mapping[str, str]) -> None:
         self.hub = hub
         self.path = path
+        self.environ = environ
         self.generation: int | None = None
         self._checked_at = 0.0
         self._lock = threading.Lock()
 
     def reload_now(self) -> None:
         """Re-read the file here and tell the other workers."""
-        configs = read_config(self.path)
+        configs = read_config(self.path, self.environ)
         with self._lock:
             self.hub.reload(configs)
             self.generation = bump_generation()
@@ -78,7 +80,7 @@ class ConfigWatcher:
             elif generation != self.generation:
                 self.generation = generation
                 try:
-                    self.hub.reload(load_mcp_config(self.path, os.environ))
+                    self.hub.reload(load_mcp_config(self.path, self.environ))
                 except MCPConfigError as exc:
                     log.error("MCP config reload skipped: %s", exc)
                     return

@@ -11,7 +11,7 @@ from gateway.auth.guard import admin_required, current_user, login_required
 from gateway.catalog import pins
 from gateway.errors import NotFoundError
 from gateway.mcp import tool_fingerprint
-from gateway.runtime import mcp_hub, tool_offer
+from gateway.services import get_services
 
 bp = Blueprint("mcp", __name__, url_prefix="/mcp")
 
@@ -21,7 +21,7 @@ bp = Blueprint("mcp", __name__, url_prefix="/mcp")
 def list_servers() -> ResponseReturnValue:
     admin = current_user().is_admin
     servers: list[dict[str, Any]] = []
-    for status in mcp_hub().statuses():
+    for status in get_services().mcp.statuses():
         row: dict[str, Any] = {
             "name": status.name,
             "transport": status.transport,
@@ -42,11 +42,11 @@ def list_servers() -> ResponseReturnValue:
 @bp.get("/servers/<name>/tools")
 @admin_required
 def list_server_tools(name: str) -> ResponseReturnValue:
-    hub = mcp_hub()
+    hub = get_services().mcp
     if name not in {c.name for c in hub.configs}:
         raise NotFoundError("MCP server not found.")
     pending = set(pins.pending_changes(name))
-    offered = {t.name for t in tool_offer().pins.approved(hub.list_tools())}
+    offered = {t.name for t in get_services().tools.pins.approved(hub.list_tools())}
     tools = [
         {
             "name": tool.name,
@@ -68,16 +68,16 @@ def list_server_tools(name: str) -> ResponseReturnValue:
 @bp.post("/servers/<name>/approve")
 @admin_required
 def approve_server_changes(name: str) -> ResponseReturnValue:
-    if name not in {c.name for c in mcp_hub().configs}:
+    if name not in {c.name for c in get_services().mcp.configs}:
         raise NotFoundError("MCP server not found.")
     approved = pins.approve_changes(name)
-    tool_offer().pins.invalidate()
+    get_services().tools.pins.invalidate()
     return {"server": name, "approved": approved}
 
 
 @bp.post("/reload")
 @admin_required
 def reload_config() -> ResponseReturnValue:
-    offer = tool_offer()
+    offer = get_services().tools
     offer.watcher.reload_now()
     return {"servers": [c.name for c in offer.hub.configs]}

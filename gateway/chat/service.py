@@ -8,8 +8,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from flask import current_app
-
 from gateway.agent import run_turn
 from gateway.chat import pending, store
 from gateway.chat.busy import lock_idle
@@ -23,7 +21,8 @@ from gateway.llm import ToolCall as LLMToolCall
 from gateway.metrics import observe_tool_call, observe_turn
 from gateway.models import Conversation, Message
 from gateway.routing import log_decision
-from gateway.runtime import llm_registry, mcp_hub, tool_offer
+from gateway.services import get_services
+from gateway.settings import LimitsSettings
 from gateway.tools import ToolResult
 
 if TYPE_CHECKING:
@@ -39,8 +38,8 @@ SYSTEM_PROMPT = (
 ApiEvent = tuple[str, dict[str, Any]]
 
 
-def _settings() -> Any:
-    return current_app.extensions["gateway.settings"]
+def _settings() -> LimitsSettings:
+    return get_services().settings.limits
 
 
 def begin_turn(
@@ -65,7 +64,7 @@ def begin_turn(
                 }
             ]
         )
-    registry = llm_registry()
+    registry = get_services().llm
     provider = registry.get(body.provider)  # an unknown provider is a 422, nothing stored
     messages, prompts = history or ([], [])
     if body.conversation_id is not None:
@@ -121,7 +120,7 @@ def unstored_turn(
         prompt=prompt,
         history=tuple(history[0]),
         context_prompts=tuple(history[1]),
-        provider=llm_registry().get(provider).name,
+        provider=get_services().llm.get(provider).name,
         model=model,
         servers=(),
         system=system,
@@ -134,7 +133,7 @@ def unstored_turn(
 
 
 def _run_tool(call: LLMToolCall) -> ToolResult:
-    hub = mcp_hub()
+    hub = get_services().mcp
     server, tool = call.server or "", call.tool or call.name
     started = time.perf_counter()
     ok = False
@@ -152,7 +151,7 @@ def turn_events(
     turn: Turn, *, stream: bool, cancelled: Callable[[], bool] | None = None
 ) -> Iterator[ApiEvent]:
     """The turn as API events: routing, tool_call, tool_result, delta, then done."""
-    learn = tool_offer().settings.learned_examples > 0
+    learn = get_services().tools.settings.learned_examples > 0
     recorder: TurnRecorder | UnstoredRecorder = (
         TurnRecorder(turn, routing=None, learn=learn)
         if turn.stored
@@ -175,9 +174,10 @@ def _run(
     stream: bool,
     cancelled: Callable[[], bool] | None,
 ) -> Iterator[ApiEvent]:
-    registry = llm_registry()
+    services = get_services()
+    registry = services.llm
     provider = registry.get(turn.provider)
-    offer = tool_offer().offer(turn.prompt, history=turn.context_prompts, pinned=turn.servers)
+    offer = services.tools.offer(turn.prompt, history=turn.context_prompts, pinned=turn.servers)
     log_decision(offer.decision)
     recorder.routing = routing = offer.decision.to_dict()
     if offer.search is not None:

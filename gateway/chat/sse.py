@@ -14,6 +14,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
 from gateway.errors import GatewayError, ServiceUnavailable
+from gateway.services import get_services
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def sse_response(source: EventSource, render: Renderer = named_events) -> Respon
     stops, the cancel flag is set, and the turn saves its partial answer and ends.
     """
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    heartbeat = app.extensions["gateway.settings"].sse_heartbeat_seconds
+    heartbeat = get_services(app).settings.http.sse_heartbeat_seconds
     cancel = threading.Event()
     events: queue.Queue[Any] = queue.Queue()
 

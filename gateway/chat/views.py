@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, request
 from flask.typing import ResponseReturnValue
 
 from gateway.auth.guard import current_user, login_required
@@ -14,7 +14,7 @@ from gateway.chat.admission import admit
 from gateway.chat.schemas import ChatBody, ConversationPatch
 from gateway.chat.service import begin_turn
 from gateway.chat.sse import format_event, sse_response
-from gateway.runtime import llm_registry
+from gateway.services import get_services
 
 bp = Blueprint("chat", __name__)
 
@@ -49,7 +49,7 @@ def _replay(stored: dict[str, Any]) -> ResponseReturnValue:
 @bp.get("/models")
 @login_required
 def list_models() -> ResponseReturnValue:
-    return {"models": llm_registry().list_models()}
+    return {"models": get_services().llm.list_models()}
 
 
 @bp.get("/conversations")
@@ -83,7 +83,7 @@ def rename_conversation(conversation_id: uuid.UUID) -> ResponseReturnValue:
 @bp.delete("/conversations/<uuid:conversation_id>")
 @login_required
 def delete_conversation(conversation_id: uuid.UUID) -> ResponseReturnValue:
-    settings = current_app.extensions["gateway.settings"]
+    settings = get_services().settings.limits
     store.delete_conversation(
         current_user(), conversation_id, lease_seconds=settings.chat_lease_seconds
     )

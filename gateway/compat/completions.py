@@ -21,7 +21,7 @@ from gateway.compat.errors import CODES
 from gateway.compat.messages import to_history
 from gateway.errors import InvalidParameter, ModelNotFound, NotFoundError
 from gateway.llm import wire_name
-from gateway.runtime import llm_registry, mcp_hub
+from gateway.services import get_services
 
 FINISH_REASONS = {"max_tokens": "length", "refusal": "content_filter"}
 
@@ -70,7 +70,7 @@ def resolve_model(model_id: str) -> tuple[str | None, str | None]:
     An id no provider lists is a 404 ``model_not_found``, unless the operator allows
     unlisted names (``LLM_ALLOW_UNLISTED_MODELS``): then the default provider gets it.
     """
-    registry = llm_registry()
+    registry = get_services().llm
     rows = registry.list_models()
     for row in rows:
         if model_id in (f"{row['provider']}/{row['model']}", row["model"]):
@@ -89,7 +89,7 @@ def resolve_model(model_id: str) -> tuple[str | None, str | None]:
 
 def provider_kinds(provider: str | None) -> tuple[fields.ProviderKind, ...]:
     """The kinds of provider that may answer: the chosen one and its fallback."""
-    registry = llm_registry()
+    registry = get_services().llm
     name = registry.get(provider).name
     fallback = registry.fallback_for(name)
     names = (name, fallback.name) if fallback is not None else (name,)
@@ -100,7 +100,7 @@ def client_tools(request: CompletionRequest) -> tuple[dict[str, Any], ...]:
     """The client's tools as sent; 400 when a name is taken by a gateway (MCP) tool."""
     if not request.tools:
         return ()
-    taken = {wire_name(tool) for tool in mcp_hub().list_tools()}
+    taken = {wire_name(tool) for tool in get_services().mcp.list_tools()}
     names: set[str] = set()
     for index, tool in enumerate(request.tools):
         name = tool.function.name
@@ -124,7 +124,7 @@ def model_list() -> dict[str, Any]:
                 "created": 0,
                 "owned_by": row["provider"],
             }
-            for row in llm_registry().list_models()
+            for row in get_services().llm.list_models()
         ],
     }
 

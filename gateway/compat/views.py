@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, request
 from flask.typing import ResponseReturnValue
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
@@ -21,6 +21,7 @@ from gateway.compat.completions import (
     start_completion,
 )
 from gateway.compat.streaming import HeldStream
+from gateway.services import get_services
 
 bp = Blueprint("openai_compat", __name__, url_prefix="/v1")
 
@@ -57,6 +58,6 @@ def chat_completions() -> ResponseReturnValue:
     response = sse_response(
         source, lambda events: completion_chunks(events, body.model, include_usage=usage)
     )
-    source.raise_early_failure(current_app.extensions["gateway.settings"].sse_heartbeat_seconds)
+    source.raise_early_failure(get_services().settings.http.sse_heartbeat_seconds)
     response.headers.update(headers)
     return response

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -60,9 +59,12 @@ class AnthropicProvider:
         max_retries: int = 2,
         max_retry_wait: float = base.DEFAULT_MAX_RETRY_WAIT,
         default_max_tokens: int = 4096,
+        custom_headers: str = "",
         name: str = "anthropic",
     ) -> None:
         self.name = name
+        # ANTHROPIC_CUSTOM_HEADERS as the settings read it: the SDK reads it too, we cancel it.
+        self._custom_headers = custom_headers
         # The Messages API requires a cap: this one when the request has none.
         self._default_max_tokens = default_max_tokens
         self.default_model = default_model
@@ -87,7 +89,7 @@ class AnthropicProvider:
                         # An explicit option stops ANTHROPIC_OPEN_TELEMETRY_* from turning on
                         # prompt capture in traces.
                         open_telemetry={},
-                        default_headers=_omit_env_headers(),
+                        default_headers=_omit_env_headers(self._custom_headers),
                         http_client=anthropic.DefaultHttpxClient(
                             event_hooks={"response": [base.retry_after_hook(self._max_retry_wait)]}
                         ),
@@ -422,8 +424,8 @@ def _safe_id(call_id: str) -> str:
     return cleaned or "call"
 
 
-def _omit_env_headers() -> dict[str, Any]:
-    """Cancel headers the SDK would add from ANTHROPIC_CUSTOM_HEADERS: config comes from us."""
-    raw = os.environ.get("ANTHROPIC_CUSTOM_HEADERS", "")
+def _omit_env_headers(raw: str) -> dict[str, Any]:
+    """Cancel headers the SDK would add from ANTHROPIC_CUSTOM_HEADERS (``raw``, as the settings
+    read it): config comes from us."""
     names = [line.split(":", 1)[0].strip() for line in raw.splitlines() if ":" in line]
     return {name: anthropic.omit for name in names if name}

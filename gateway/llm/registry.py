@@ -16,100 +16,126 @@ log = logging.getLogger(__name__)
 PROVIDERS = ("anthropic", "openai", "offline")
 
 
+def _env(name: str, default: Any, doc: str, *, secret: bool = False) -> Any:
+    """A field read from the variable ``name`` by gateway.settings."""
+    metadata = {"env": name, "doc": doc, "secret": secret}
+    if isinstance(default, dict):
+        return field(default_factory=dict, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
 @dataclass(frozen=True)
 class LLMSettings:
     """Everything the providers need, passed explicitly: the SDKs never read the environment.
 
     ``default_provider="auto"`` picks Anthropic if it has a key, else OpenAI if it has a key
     or a base URL, else ``offline`` (when ``allow_offline``). ``prices`` maps a model name to
-    its USD price per million tokens.
+    its USD price per million tokens. gateway.settings reads each field from the variable in
+    its metadata.
     """
 
-    default_provider: str = "auto"
-    default_model: str | None = None
-    anthropic_api_key: str | None = None
-    anthropic_base_url: str | None = None
-    anthropic_model: str = "claude-sonnet-4-6"
+    default_provider: str = _env(
+        "LLM_PROVIDER",
+        "auto",
+        "`anthropic`, `openai`, `offline`, or `auto`: Anthropic if it has a key, else OpenAI if "
+        "it has a key or base URL, else `offline`; production refuses to start when it cannot "
+        "answer",
+    )
+    default_model: str | None = _env("LLM_MODEL", None, "the default provider's default model")
+    anthropic_api_key: str | None = _env(
+        "ANTHROPIC_API_KEY", None, "Anthropic API key", secret=True
+    )
+    anthropic_base_url: str | None = _env(
+        "ANTHROPIC_BASE_URL", None, "Anthropic API root, e.g. a proxy (default: the SDK's)"
+    )
+    anthropic_model: str = _env("ANTHROPIC_MODEL", "claude-sonnet-4-6", "default Anthropic model")
     anthropic_models: tuple[str, ...] = ()
-    openai_api_key: str | None = None
-    openai_base_url: str | None = None
-    openai_model: str = "gpt-5-mini"
+    # Header names the Anthropic SDK would add from this variable; we cancel them.
+    anthropic_custom_headers: str = _env(
+        "ANTHROPIC_CUSTOM_HEADERS",
+        "",
+        "read by the Anthropic SDK itself; the gateway cancels the headers it names",
+    )
+    openai_api_key: str | None = _env(
+        "OPENAI_API_KEY", None, "OpenAI (or compatible server) API key", secret=True
+    )
+    openai_base_url: str | None = _env(
+        "OPENAI_BASE_URL",
+        None,
+        "OpenAI-compatible API root including `/v1` (Ollama, vLLM, LM Studio; default: the SDK's)",
+    )
+    openai_model: str = _env("OPENAI_MODEL", "gpt-5-mini", "default OpenAI model")
     openai_models: tuple[str, ...] = ()
     openai_max_tokens_param: str | None = None
     # Output-token cap when a request sets none: Anthropic requires one; None lets an
     # OpenAI-compatible upstream apply its own default.
-    anthropic_max_tokens: int = 4096
-    openai_max_tokens: int | None = None
+    anthropic_max_tokens: int = _env(
+        "ANTHROPIC_MAX_TOKENS", 4096, "output-token cap when a request sets none"
+    )
+    openai_max_tokens: int | None = _env(
+        "OPENAI_MAX_TOKENS",
+        None,
+        "output-token cap when a request sets none (unset: the OpenAI-compatible upstream's)",
+    )
     # /v1 only: a model id no provider lists goes to the default provider instead of a 404.
-    allow_unlisted_models: bool = False
-    timeout: float = 60.0
-    connect_timeout: float = 5.0
-    max_retries: int = 2
-    max_retry_wait: float = 10.0
-    fallback_provider: str | None = None
-    max_tool_rounds: int = 8
-    max_parallel_tools: int = 4
-    allow_offline: bool = True
-    prices: Mapping[str, ModelPrice] = field(default_factory=dict)
+    allow_unlisted_models: bool = _env(
+        "LLM_ALLOW_UNLISTED_MODELS",
+        False,
+        "on `/v1`, send a model id no provider lists to the default provider instead of "
+        "answering 404 `model_not_found`",
+    )
+    timeout: float = _env("LLM_TIMEOUT", 60.0, "seconds per upstream read")
+    connect_timeout: float = _env("LLM_CONNECT_TIMEOUT", 5.0, "seconds per upstream connect")
+    max_retries: int = _env("LLM_MAX_RETRIES", 2, "the SDKs' retries on 429/5xx/connection errors")
+    max_retry_wait: float = _env(
+        "LLM_MAX_RETRY_WAIT", 10.0, "seconds; a longer `Retry-After` fails at once"
+    )
+    fallback_provider: str | None = _env(
+        "LLM_FALLBACK_PROVIDER",
+        None,
+        "tried once when the chosen provider fails upstream; recorded on the message",
+    )
+    max_tool_rounds: int = _env("LLM_MAX_TOOL_ROUNDS", 8, "tool-call rounds per turn")
+    max_parallel_tools: int = _env("LLM_MAX_PARALLEL_TOOLS", 4, "tool calls run at once")
+    allow_offline: bool = _env(
+        "LLM_ALLOW_OFFLINE",
+        True,
+        "whether the `offline` provider may answer (default: `true`, production `false`)",
+    )
+    prices: Mapping[str, ModelPrice] = _env(
+        "LLM_PRICES",
+        {},
+        'JSON `{"model": [input, output]}` in USD per million tokens: cost per message',
+    )
 
     def __post_init__(self) -> None:
         if self.default_provider not in (*PROVIDERS, "auto"):
-            raise ValueError(f"unknown LLM provider {self.default_provider!r}")
+            raise ValueError(f"LLM_PROVIDER: unknown LLM provider {self.default_provider!r}")
         if self.fallback_provider not in (*PROVIDERS, None):
-            raise ValueError(f"unknown fallback provider {self.fallback_provider!r}")
+            raise ValueError(
+                f"LLM_FALLBACK_PROVIDER: unknown fallback provider {self.fallback_provider!r}"
+            )
         if self.timeout <= 0 or self.connect_timeout <= 0:
-            raise ValueError("LLM timeouts must be positive")
+            raise ValueError("LLM_TIMEOUT: LLM timeouts (and LLM_CONNECT_TIMEOUT) must be positive")
         if self.anthropic_max_tokens < 1 or (self.openai_max_tokens or 1) < 1:
-            raise ValueError("ANTHROPIC_MAX_TOKENS and OPENAI_MAX_TOKENS must be positive")
-        if self.max_retries < 0 or self.max_tool_rounds < 1 or self.max_parallel_tools < 1:
-            raise ValueError("max_retries must be >= 0; max_tool_rounds, max_parallel_tools >= 1")
-
-    @classmethod
-    def from_mapping(cls, config: Mapping[str, Any]) -> LLMSettings:
-        """Settings from a config mapping such as ``app.config`` (never from ``os.environ``).
-
-        Keys: ``LLM_PROVIDER``, ``LLM_MODEL``, ``ANTHROPIC_API_KEY``, ``ANTHROPIC_BASE_URL``,
-        ``ANTHROPIC_MODEL``, ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``OPENAI_MODEL``,
-        ``LLM_TIMEOUT``, ``LLM_CONNECT_TIMEOUT``, ``LLM_MAX_RETRIES``, ``LLM_MAX_RETRY_WAIT``,
-        ``LLM_FALLBACK_PROVIDER``, ``LLM_MAX_TOOL_ROUNDS``, ``LLM_MAX_PARALLEL_TOOLS``,
-        ``LLM_ALLOW_OFFLINE``, ``ANTHROPIC_MAX_TOKENS``, ``OPENAI_MAX_TOKENS``,
-        ``LLM_ALLOW_UNLISTED_MODELS`` and ``LLM_PRICES`` (``{model: [input, output]}`` USD/Mtok).
-        """
-        values: dict[str, Any] = {}
-        keys = {
-            "LLM_PROVIDER": ("default_provider", str),
-            "LLM_MODEL": ("default_model", str),
-            "ANTHROPIC_API_KEY": ("anthropic_api_key", str),
-            "ANTHROPIC_BASE_URL": ("anthropic_base_url", str),
-            "ANTHROPIC_MODEL": ("anthropic_model", str),
-            "OPENAI_API_KEY": ("openai_api_key", str),
-            "OPENAI_BASE_URL": ("openai_base_url", str),
-            "OPENAI_MODEL": ("openai_model", str),
-            "LLM_TIMEOUT": ("timeout", float),
-            "LLM_CONNECT_TIMEOUT": ("connect_timeout", float),
-            "LLM_MAX_RETRIES": ("max_retries", int),
-            "LLM_MAX_RETRY_WAIT": ("max_retry_wait", float),
-            "LLM_FALLBACK_PROVIDER": ("fallback_provider", str),
-            "LLM_MAX_TOOL_ROUNDS": ("max_tool_rounds", int),
-            "LLM_MAX_PARALLEL_TOOLS": ("max_parallel_tools", int),
-            "LLM_ALLOW_OFFLINE": ("allow_offline", bool),
-            "ANTHROPIC_MAX_TOKENS": ("anthropic_max_tokens", int),
-            "OPENAI_MAX_TOKENS": ("openai_max_tokens", int),
-            "LLM_ALLOW_UNLISTED_MODELS": ("allow_unlisted_models", bool),
-        }
-        for key, (name, kind) in keys.items():
-            value = config.get(key)
-            if value is None or value == "":
-                continue
-            if kind is bool and isinstance(value, str):
-                value = value.strip().lower() in ("1", "true", "yes", "on")
-            values[name] = kind(value)
-        prices = config.get("LLM_PRICES") or {}
-        values["prices"] = {
-            model: price if isinstance(price, ModelPrice) else ModelPrice(*map(float, price))
-            for model, price in prices.items()
-        }
-        return cls(**values)
+            raise ValueError(
+                "ANTHROPIC_MAX_TOKENS: ANTHROPIC_MAX_TOKENS and OPENAI_MAX_TOKENS must be positive"
+            )
+        if self.max_retries < 0:
+            raise ValueError("LLM_MAX_RETRIES: must be at least 0")
+        if self.max_tool_rounds < 1 or self.max_parallel_tools < 1:
+            raise ValueError(
+                "LLM_MAX_TOOL_ROUNDS: LLM_MAX_TOOL_ROUNDS and LLM_MAX_PARALLEL_TOOLS must be >= 1"
+            )
+        # JSON gives [input, output] pairs; the settings keep ModelPrice values.
+        try:
+            prices = {
+                model: price if isinstance(price, ModelPrice) else ModelPrice(*map(float, price))
+                for model, price in self.prices.items()
+            }
+        except (TypeError, ValueError):
+            raise ValueError('LLM_PRICES: expected {"model": [input, output]}') from None
+        object.__setattr__(self, "prices", prices)
 
     def configured(self) -> tuple[str, ...]:
         """Providers usable with these settings, in preference order."""
@@ -228,6 +254,7 @@ class LLMRegistry:
                 base_url=s.anthropic_base_url,
                 default_model=self.default_model("anthropic"),
                 default_max_tokens=s.anthropic_max_tokens,
+                custom_headers=s.anthropic_custom_headers,
                 **common,
             )
         if name == "openai":

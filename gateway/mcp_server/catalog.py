@@ -17,16 +17,15 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-from flask import current_app
 from sqlalchemy import text
 
 from gateway.errors import ToolUnavailable
 from gateway.extensions import db
 from gateway.limits import hit_rate_limit
-from gateway.mcp_server.settings import EndpointSettings
 from gateway.metrics import observe_endpoint_call
 from gateway.models import EndpointCall
-from gateway.runtime import mcp_hub, tool_offer
+from gateway.services import get_services
+from gateway.settings import EndpointSettings
 from gateway.tools import Tool, ToolResult, split_qualified
 
 logger = logging.getLogger(__name__)
@@ -59,19 +58,19 @@ class RateLimited(Exception):
 
 
 def endpoint_settings() -> EndpointSettings:
-    return current_app.extensions["gateway.mcp_endpoint_settings"]  # type: ignore[no-any-return]
+    return get_services().settings.mcp.endpoint
 
 
 def visible_servers(caller: Caller) -> list[str]:
     """Enabled servers the caller's role may use, in config order."""
     allowed = endpoint_settings().visible(caller.role)
-    names = [c.name for c in mcp_hub().configs if c.enabled]
+    names = [c.name for c in get_services().mcp.configs if c.enabled]
     return names if allowed is None else [n for n in names if n in allowed]
 
 
 def visible_tools(caller: Caller) -> list[Tool]:
     """Tools of ready, visible servers whose definitions are approved (never a pending change)."""
-    offer = tool_offer()
+    offer = get_services().tools
     offer.watcher.check()
     servers = set(visible_servers(caller))
     tools = offer.pins.approved([t for t in offer.hub.list_tools() if t.server in servers])
@@ -84,14 +83,14 @@ def listed_tools(caller: Caller) -> list[Tool]:
     tools = visible_tools(caller)
     if caller.tools_mode != "search":
         return tools
-    always = {c.name for c in mcp_hub().configs if c.always}
+    always = {c.name for c in get_services().mcp.configs if c.always}
     return [t for t in tools if t.server in always]
 
 
 def search_tools(caller: Caller, query: str, limit: int = SEARCH_LIMIT) -> list[Tool]:
     """The visible tools the router ranks for ``query``, best first."""
     visible = {t.qualified_name: t for t in visible_tools(caller)}
-    router = tool_offer().router()
+    router = get_services().tools.router()
     db.session.rollback()
     decision = router.route(query)
     ranked = [visible[n] for n in decision.tools if n in visible]
@@ -116,7 +115,7 @@ def call_tool(caller: Caller, name: str, arguments: dict[str, Any]) -> ToolResul
 
     def run() -> tuple[ToolResult, str]:
         try:
-            result = mcp_hub().call_tool(server, tool.name, arguments)
+            result = get_services().mcp.call_tool(server, tool.name, arguments)
         except ToolUnavailable as exc:
             return ToolResult.error(exc.description or "The MCP server is unavailable."), (
                 "unavailable"
@@ -130,7 +129,7 @@ def list_resources(caller: Caller) -> tuple[list[dict[str, Any]], list[dict[str,
     """Resources and resource templates of visible servers, URIs wrapped, names namespaced."""
     resources: list[dict[str, Any]] = []
     templates: list[dict[str, Any]] = []
-    hub = mcp_hub()
+    hub = get_services().mcp
     for server in _ready(visible_servers(caller)):
         caps = hub.capabilities(server)
         if caps is None or caps.resources is None:
@@ -162,7 +161,7 @@ def read_resource(caller: Caller, uri: str) -> list[dict[str, Any]]:
             result = await client.read_resource(inner)
             return [c.model_dump(by_alias=True, exclude_none=True) for c in result.contents]
 
-        contents = mcp_hub().request(server, read)
+        contents = get_services().mcp.request(server, read)
         for item in contents:
             item["uri"] = wrap_uri(server, item["uri"])
         return contents, "ok"
@@ -173,7 +172,7 @@ def read_resource(caller: Caller, uri: str) -> list[dict[str, Any]]:
 def list_prompts(caller: Caller) -> list[dict[str, Any]]:
     """Prompts of visible servers, named ``server__prompt``."""
     prompts: list[dict[str, Any]] = []
-    hub = mcp_hub()
+    hub = get_services().mcp
     for server in _ready(visible_servers(caller)):
         caps = hub.capabilities(server)
         if caps is None or caps.prompts is None:
@@ -203,7 +202,7 @@ def get_prompt(caller: Caller, name: str, arguments: dict[str, str]) -> dict[str
             result = await client.get_prompt(prompt, arguments or None)
             return result.model_dump(by_alias=True, exclude_none=True)  # type: ignore[no-any-return]
 
-        return mcp_hub().request(server, get), "ok"
+        return get_services().mcp.request(server, get), "ok"
 
     return accounted(caller, "prompts/get", server, name, arguments, run, _json_size)
 
@@ -260,7 +259,7 @@ def unwrap_uri(uri: str) -> tuple[str, str]:
 
 
 def _ready(servers: list[str]) -> list[str]:
-    ready = {s.name for s in mcp_hub().statuses() if s.state == "ready"}
+    ready = {s.name for s in get_services().mcp.statuses() if s.state == "ready"}
     return [s for s in servers if s in ready]
 
 

@@ -28,7 +28,7 @@ from gateway.mcp import tool_fingerprint
 from gateway.mcp_server import catalog
 from gateway.mcp_server.bridge import Bridge
 from gateway.mcp_server.catalog import CALL_TOOL, SEARCH_TOOL, Caller, NotVisible, RateLimited
-from gateway.runtime import mcp_hub, tool_offer
+from gateway.services import get_services
 from gateway.tools import Tool, ToolResult
 
 if TYPE_CHECKING:
@@ -211,9 +211,9 @@ class Endpoint:
 
 def _approved_tools() -> list[Tool]:
     """What every caller's tools/list is drawn from: approved definitions of ready servers."""
-    offer = tool_offer()
+    offer = get_services().tools
     offer.watcher.check()
-    return offer.pins.approved(mcp_hub().list_tools())
+    return offer.pins.approved(get_services().mcp.list_tools())
 
 
 def _wire_tool(tool: Tool) -> types.Tool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 from flask.typing import ResponseReturnValue
 
 from gateway.auth.guard import admin_required, current_user
@@ -12,7 +12,8 @@ from gateway.errors import ServiceUnavailable
 from gateway.mcp_server.accounting import recent_calls
 from gateway.mcp_server.bridge import BridgeClosed, TooManyStreams
 from gateway.mcp_server.catalog import Caller
-from gateway.mcp_server.server import CALLER, Endpoint
+from gateway.mcp_server.server import CALLER
+from gateway.services import get_services
 
 bp = Blueprint("mcp_endpoint", __name__)
 
@@ -28,7 +29,7 @@ def mcp_endpoint() -> ResponseReturnValue:
     caller = Caller(user_id=user.id, role=user.role, tools_mode=_tools_mode())
     body = request.get_data(cache=False) if request.method == "POST" else b""
     long_lived = request.headers.get("Mcp-Method") == "subscriptions/listen"
-    endpoint: Endpoint = current_app.extensions["gateway.mcp_endpoint"]
+    endpoint = get_services().endpoint
     try:
         status, headers, chunks = endpoint.bridge.handle(
             _asgi_scope(), body, {CALLER: caller}, long_lived=long_lived
@@ -83,7 +84,7 @@ def _tools_mode() -> str:
     asked = (request.args.get("tools") or request.headers.get("X-MCP-Tools") or "").lower()
     if asked in ("all", "search"):
         return asked
-    return current_app.extensions["gateway.mcp_endpoint_settings"].tools_mode  # type: ignore[no-any-return]
+    return get_services().settings.mcp.endpoint.tools_mode
 
 
 def _asgi_scope() -> dict[str, Any]:

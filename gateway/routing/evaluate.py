@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -149,12 +148,12 @@ def settings_in_effect(
 ) -> tuple[RoutingSettings, dict[str, str]]:
     """The routing settings the gateway would use here: ``ROUTING_*`` from the environment over
     ``env_file`` (the gateway's own rule), and the variables that changed them."""
-    from dotenv import dotenv_values
+    # The gateway's own settings model (a command line's way in; nothing in routing/ needs it).
+    from gateway.settings import Settings, process_environment
 
-    file_values = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
-    merged = {**file_values, **(os.environ if environ is None else environ)}
+    merged = process_environment(env_file, environ)
     overrides = {k: v for k, v in merged.items() if k.startswith("ROUTING_")}
-    return RoutingSettings.from_mapping(overrides), overrides
+    return Settings.from_env(overrides).routing, overrides
 
 
 def settings_dict(settings: RoutingSettings) -> dict[str, Any]:

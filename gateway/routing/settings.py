@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
 
 
 def _default_field_weights() -> Mapping[str, float]:
@@ -83,53 +82,63 @@ class RoutingSettings:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.threshold <= 1.0:
-            raise ValueError("routing threshold must be within [0, 1]")
+            raise ValueError("ROUTING_THRESHOLD: must be within [0, 1]")
         if self.max_servers < 1 or self.tool_budget < 1:
-            raise ValueError("routing max_servers and tool_budget must be at least 1")
+            raise ValueError(
+                "ROUTING_MAX_SERVERS: ROUTING_MAX_SERVERS and ROUTING_TOOL_BUDGET "
+                "must be at least 1"
+            )
         if self.semantic_backend not in ("local", "endpoint"):
-            raise ValueError("routing semantic_backend must be 'local' or 'endpoint'")
+            raise ValueError("ROUTING_SEMANTIC_BACKEND: must be 'local' or 'endpoint'")
         if self.local_model not in ("minilm", "wordllama", "minilm+wordllama"):
-            raise ValueError("routing local_model must be minilm, wordllama or minilm+wordllama")
+            raise ValueError("ROUTING_LOCAL_MODEL: must be minilm, wordllama or minilm+wordllama")
         if not 0.0 <= self.semantic_weight <= 1.0:
-            raise ValueError("routing semantic_weight must be within [0, 1]")
+            raise ValueError("ROUTING_SEMANTIC_WEIGHT: must be within [0, 1]")
         if self.search_results < 1 or self.search_max_added < 0:
-            raise ValueError("routing search_results must be >= 1 and search_max_added >= 0")
-
-    @classmethod
-    def from_mapping(
-        cls, values: Mapping[str, Any], *, prefix: str = "ROUTING_"
-    ) -> RoutingSettings:
-        """Settings from config keys such as ``ROUTING_THRESHOLD``; strings are converted."""
-        known = {f.name: f for f in fields(cls)}
-        changes: dict[str, Any] = {}
-        if values.get(f"{prefix}EMBEDDINGS_URL") and f"{prefix}SEMANTIC_BACKEND" not in values:
-            changes["semantic_backend"] = "endpoint"  # a URL alone means "use it"
-        for key, raw in values.items():
-            if not key.upper().startswith(prefix):
-                continue
-            name = key[len(prefix) :].lower()
-            if name not in known:
-                raise ValueError(f"unknown routing setting {key}")
-            default = getattr(cls(), name)
-            changes[name] = _convert(raw, default, key)
-        return replace(cls(), **changes)
+            raise ValueError(
+                "ROUTING_SEARCH_RESULTS: ROUTING_SEARCH_RESULTS must be >= 1 and "
+                "ROUTING_SEARCH_MAX_ADDED >= 0"
+            )
+        # Weights given in part (ROUTING_LEXICAL_WEIGHTS) count over the defaults.
+        weights = {**_default_field_weights(), **self.lexical_weights}
+        object.__setattr__(self, "lexical_weights", MappingProxyType(weights))
 
 
-def _convert(raw: Any, default: Any, key: str) -> Any:
-    if isinstance(default, bool):
-        if isinstance(raw, bool):
-            return raw
-        text = str(raw).strip().lower()
-        if text in ("1", "true", "yes", "on"):
-            return True
-        if text in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(f"{key} must be a boolean")
-    if isinstance(default, Mapping):
-        if not isinstance(raw, Mapping):
-            raise ValueError(f"{key} must be a mapping of field weights")
-        return MappingProxyType({**default, **{k: float(v) for k, v in raw.items()}})
-    try:
-        return type(default)(raw)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{key} must be a {type(default).__name__}") from error
+# What each ROUTING_<FIELD> variable does, for README's configuration table (gateway.settings);
+# every field of RoutingSettings can be set that way.
+ROUTING_DOCS = {
+    "threshold": "a server is offered when its fused score clears this",
+    "relative_threshold": "... and is within this share of the best server's score",
+    "max_servers": "servers offered per turn at most",
+    "tool_budget": "tools offered per turn at most",
+    "lexical_weights": 'JSON `{"field": weight}`: BM25F field weights, over the defaults',
+    "server_doc_weight": "weight of a server's own document against its best tools",
+    "second_tool_weight": "weight of a server's second-best tool",
+    "tool_server_weight": "share of its server's score a tool inherits",
+    "max_clauses": "parts of a multi-part prompt scored on their own (1: no splitting)",
+    "clause_weight": "weight of such a part",
+    "implied_needs": "score needs implied by file paths and URLs",
+    "implied_weight": "weight of an implied need",
+    "history_turns": "earlier user turns that count, newest first",
+    "history_weight": "weight of an earlier turn",
+    "semantic": "the embedding stage of the router (off: lexical only)",
+    "semantic_backend": "`local` (bundled model) or `endpoint` (`ROUTING_EMBEDDINGS_URL`)",
+    "local_model": "local embedding models: both blended (best measured), `minilm`, or "
+    "`wordllama` alone (~0.1 ms per prompt, for high request rates)",
+    "multilingual": "prompts that do not look English go to a multilingual encoder",
+    "embeddings_url": "an OpenAI-compatible `/v1/embeddings` endpoint instead of the local "
+    "model (sets `ROUTING_SEMANTIC_BACKEND=endpoint`)",
+    "embeddings_model": "the model asked of that endpoint",
+    "semantic_weight": "weight of the semantic score against the lexical one",
+    "example_requests": "mix generic example requests into each tool's vector",
+    "learned_examples": "learning from use: per tool, how many of the latest prompts whose turn "
+    "called it successfully are mixed into its vector (0: off; deleted with their conversation)",
+    "learn_refresh_seconds": "how often each worker re-reads the learned prompts",
+    "tool_search": "offer the model a `find_tools` search when the catalog holds more tools "
+    "than the turn got",
+    "search_results": "tools listed per search",
+    "search_max_added": "tools one turn can add through search in all",
+    "llm_router": "ask the LLM router about low-confidence decisions",
+    "llm_floor": "lowest fused score the LLM router is asked about",
+    "llm_confident": "fused score above which the LLM router is not asked",
+}
