@@ -23,6 +23,7 @@ from flask import current_app
 from sqlalchemy import case, delete, func, select, text
 from sqlalchemy.dialects import postgresql
 
+from gateway.database import unit_of_work
 from gateway.errors import GatewayError
 from gateway.extensions import db
 from gateway.models import RateWindow, TurnLease, utcnow
@@ -75,6 +76,7 @@ class Counters(Protocol):
 class DatabaseCounters:
     """Counters in the gateway's own database: nothing more to run."""
 
+    @unit_of_work()
     def hit(self, key: str, limit: int, window: int) -> int | None:
         now = utcnow()
         expired = RateWindow.window_start <= now - timedelta(seconds=window)
@@ -91,12 +93,12 @@ class DatabaseCounters:
             .returning(RateWindow.count, RateWindow.window_start)
         )
         count, started = db.session.execute(statement).one()
-        db.session.commit()
         if count <= limit:
             return None
         remaining = (started + timedelta(seconds=window) - now).total_seconds()
         return max(1, math.ceil(remaining))
 
+    @unit_of_work()
     def acquire(self, user_id: uuid.UUID, cap: int, ttl: int) -> str | None:
         now = utcnow()
         # Held to the commit: two workers cannot both see the last free slot.
@@ -112,18 +114,16 @@ class DatabaseCounters:
             select(func.count()).select_from(TurnLease).where(TurnLease.user_id == user_id)
         )
         if (running or 0) >= cap:
-            db.session.rollback()
             return None
-        lease = TurnLease(user_id=user_id, expires_at=now + timedelta(seconds=ttl))
-        db.session.add(lease)
-        db.session.commit()
-        return str(lease.id)
+        lease_id = uuid.uuid4()
+        db.session.add(
+            TurnLease(id=lease_id, user_id=user_id, expires_at=now + timedelta(seconds=ttl))
+        )
+        return str(lease_id)
 
+    @unit_of_work()
     def release(self, user_id: uuid.UUID, lease: str) -> None:
-        db.session.rollback()
         db.session.execute(delete(TurnLease).where(TurnLease.id == uuid.UUID(lease)))
-        db.session.commit()
-        db.session.close()
 
 
 # Drop expired leases, then add one if there is room; atomic inside Redis.
