@@ -15,7 +15,7 @@ import os
 import threading
 import uuid
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -188,17 +188,6 @@ class TurnSlot:
             self._counters.release(self._user_id, lease)
         except Exception:  # the lease expires on its own; the turn's answer matters more
             log.warning("could not release turn lease %s; it will expire", lease, exc_info=True)
-
-    def around(self, source: Callable[[T], Iterator[Any]]) -> Callable[[T], Iterator[Any]]:
-        """``source`` (an SSE event source) that releases the slot when its stream ends."""
-
-        def events(arg: T) -> Iterator[Any]:
-            try:
-                yield from source(arg)
-            finally:
-                self.release()
-
-        return events
 
 
 def admit_turn(user_id: uuid.UUID) -> TurnSlot:
