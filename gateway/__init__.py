@@ -31,8 +31,8 @@ from gateway.database import MIGRATIONS_DIR, engine_options
 from gateway.embedded_postgres import EmbeddedPostgres, running_url
 from gateway.errors import register_error_handlers
 from gateway.extensions import db, jwt, migrate
+from gateway.json_body import JSONRequest
 from gateway.logs import configure_logging
-from gateway.requests import JSONRequest
 from gateway.runtime import llm_settings_from, mcp_configs_from, routing_settings_from
 
 log = logging.getLogger(__name__)
