@@ -29,8 +29,8 @@ from gateway.database import MIGRATIONS_DIR, engine_options
 from gateway.embedded_postgres import EmbeddedPostgres, running_url
 from gateway.errors import register_error_handlers
 from gateway.extensions import db, jwt, migrate
+from gateway.json_body import JSONRequest
 from gateway.logs import configure_logging
-from gateway.requests import JSONRequest
 from gateway.services import register_services
 from gateway.settings import Settings, load_settings
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,7 @@ from gateway.extensions import db
 if TYPE_CHECKING:
     from flask import Flask
     from sqlalchemy.engine import Connection, Engine
+    from sqlalchemy.orm import scoped_session
 
     from gateway.settings import DatabaseSettings
 
@@ -28,10 +30,42 @@ MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
 # Any constant works; it only has to be the same in every process that migrates.
 MIGRATION_LOCK_KEY = 0x6D6370677731  # "mcpgw1"
 MAX_RETRY_DELAY = 5.0
+# Session.info key: how many unit_of_work blocks are open on this session.
+_DEPTH = "gateway.unit_of_work_depth"
 
 
 class DatabaseUnavailable(Exception):
     """The database did not answer before the start-up deadline."""
+
+
+@contextmanager
+def unit_of_work() -> Iterator[scoped_session]:
+    """The block's database work as one transaction that ends with the block.
+
+    Commits when the block ends, rolls back when it raises (and re-raises); either way the
+    session is closed, so its pooled connection is back in the pool before anything waits on
+    the network: the model, an MCP tool, the client. Objects loaded inside are detached after
+    it; keep plain values. A block inside another joins the outer one, which ends it.
+    Also a decorator: ``@unit_of_work()``.
+    """
+    session = db.session
+    depth = session.info.get(_DEPTH, 0)
+    session.info[_DEPTH] = depth + 1
+    if depth:
+        try:
+            yield session
+        finally:
+            session.info[_DEPTH] = depth
+        return
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.info[_DEPTH] = 0
+        session.close()
 
 
 def engine_options(settings: DatabaseSettings, database_url: str) -> dict[str, Any]:

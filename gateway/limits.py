@@ -14,13 +14,14 @@ import math
 import threading
 import uuid
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from sqlalchemy import case, delete, func, select, text
 from sqlalchemy.dialects import postgresql
 
+from gateway.database import unit_of_work
 from gateway.errors import GatewayError
 from gateway.extensions import db
 from gateway.models import RateWindow, TurnLease, utcnow
@@ -72,6 +73,7 @@ class Counters(Protocol):
 class DatabaseCounters:
     """Counters in the gateway's own database: nothing more to run."""
 
+    @unit_of_work()
     def hit(self, key: str, limit: int, window: int) -> int | None:
         now = utcnow()
         expired = RateWindow.window_start <= now - timedelta(seconds=window)
@@ -88,12 +90,12 @@ class DatabaseCounters:
             .returning(RateWindow.count, RateWindow.window_start)
         )
         count, started = db.session.execute(statement).one()
-        db.session.commit()
         if count <= limit:
             return None
         remaining = (started + timedelta(seconds=window) - now).total_seconds()
         return max(1, math.ceil(remaining))
 
+    @unit_of_work()
     def acquire(self, user_id: uuid.UUID, cap: int, ttl: int) -> str | None:
         now = utcnow()
         # Held to the commit: two workers cannot both see the last free slot.
@@ -109,18 +111,16 @@ class DatabaseCounters:
             select(func.count()).select_from(TurnLease).where(TurnLease.user_id == user_id)
         )
         if (running or 0) >= cap:
-            db.session.rollback()
             return None
-        lease = TurnLease(user_id=user_id, expires_at=now + timedelta(seconds=ttl))
-        db.session.add(lease)
-        db.session.commit()
-        return str(lease.id)
+        lease_id = uuid.uuid4()
+        db.session.add(
+            TurnLease(id=lease_id, user_id=user_id, expires_at=now + timedelta(seconds=ttl))
+        )
+        return str(lease_id)
 
+    @unit_of_work()
     def release(self, user_id: uuid.UUID, lease: str) -> None:
-        db.session.rollback()
         db.session.execute(delete(TurnLease).where(TurnLease.id == uuid.UUID(lease)))
-        db.session.commit()
-        db.session.close()
 
 
 # Drop expired leases, then add one if there is room; atomic inside Redis.
@@ -185,17 +185,6 @@ class TurnSlot:
             self._counters.release(self._user_id, lease)
         except Exception:  # the lease expires on its own; the turn's answer matters more
             log.warning("could not release turn lease %s; it will expire", lease, exc_info=True)
-
-    def around(self, source: Callable[[T], Iterator[Any]]) -> Callable[[T], Iterator[Any]]:
-        """``source`` (an SSE event source) that releases the slot when its stream ends."""
-
-        def events(arg: T) -> Iterator[Any]:
-            try:
-                yield from source(arg)
-            finally:
-                self.release()
-
-        return events
 
 
 def admit_turn(user_id: uuid.UUID) -> TurnSlot:

@@ -9,7 +9,6 @@ import pytest
 
 from gateway.routing import Catalog, Router, RoutingSettings, ServerDescriptor, log_decision
 from gateway.routing.evaluate import load_catalog
-from gateway.routing.llm import CompletionLLMRouter, parse_choice
 from gateway.tools import Tool
 
 FIXTURES = Path(__file__).parent / "fixtures" / "routing"
@@ -179,37 +178,3 @@ def test_explain_lists_the_ranking(router: Router) -> None:
     assert "decision: time (method: lexical)" in text
     assert "* time" in text
     assert "get_current_time" in text
-
-
-def test_llm_router_decides_low_confidence_cases(catalog: Catalog) -> None:
-    prompts: list[str] = []
-
-    def complete(prompt: str) -> str:
-        prompts.append(prompt)
-        return 'Sure: ["weather"]'
-
-    settings = replace(LEXICAL, llm_router=True, llm_floor=0.0, llm_confident=0.99)
-    router = Router(catalog, settings, llm_router=CompletionLLMRouter(complete))
-    decision = router.route("is it a good day for a picnic in London at noon?")
-    assert decision.servers == ("weather",)
-    assert decision.method == "llm"
-    assert "llm" in decision.latency_ms
-    assert "User message: is it a good day" in prompts[0]
-
-
-def test_llm_router_failure_keeps_the_ranking(catalog: Catalog) -> None:
-    def broken(prompt: str) -> str:
-        raise RuntimeError("upstream down")
-
-    settings = replace(LEXICAL, llm_router=True, llm_floor=0.0, llm_confident=0.99)
-    decision = Router(catalog, settings, llm_router=CompletionLLMRouter(broken)).route(
-        "What time is it in Tokyo right now?"
-    )
-    assert decision.servers == ("time",)
-    assert decision.method == "lexical"
-
-
-def test_parse_choice_keeps_only_known_servers() -> None:
-    assert parse_choice('["Time", "nope"]', ["time", "git"]) == ["time"]
-    assert parse_choice("[]", ["time"]) == []
-    assert parse_choice("no idea", ["time"]) is None

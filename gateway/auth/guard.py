@@ -12,6 +12,7 @@ from werkzeug.exceptions import Forbidden
 
 from gateway.auth.tokens import API_KEY_PREFIX, user_for_api_key
 from gateway.auth.users import ensure_mock_user
+from gateway.database import unit_of_work
 from gateway.errors import GatewayError
 from gateway.extensions import db
 from gateway.models import User
@@ -33,21 +34,19 @@ def current_user() -> User:
     """The caller, resolved once per request."""
     user = g.get("current_user")
     if user is None:
-        user = g.current_user = _detached(_resolve_caller())
+        # Its own unit of work: the view may wait on the network next (the model, a tool),
+        # and authentication's connection must be back in the pool by then.
+        with unit_of_work():
+            user = g.current_user = _detached(_resolve_caller())
     return user
 
 
 def _detached(user: User) -> User:
-    """The user with its columns loaded, outside the session, and no transaction left open.
-
-    Authentication reads the database; without this its transaction would stay open (and its
-    connection checked out) until the view's first commit, or through a whole LLM call.
-    """
+    """The user with its columns loaded, outside the session."""
     for column in User.__table__.columns:
         getattr(user, column.key)
     if user in db.session:
         db.session.expunge(user)
-    db.session.rollback()
     return user
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import case, delete
 from sqlalchemy.dialects import postgresql
 
+from gateway.database import unit_of_work
 from gateway.errors import GatewayError
 from gateway.extensions import db
 from gateway.models import LoginFailure, utcnow
@@ -33,6 +34,7 @@ def _keys(email: str, address: str | None) -> list[tuple[str, int]]:
     return [(f"account:{email}", 1), (f"address:{address or 'unknown'}", ADDRESS_ALLOWANCE)]
 
 
+@unit_of_work()
 def check_login_allowed(email: str, address: str | None, settings: AuthSettings) -> None:
     """Refuse with 429 and Retry-After while an account or an address is over its limit."""
     now = utcnow()
@@ -43,9 +45,7 @@ def check_login_allowed(email: str, address: str | None, settings: AuthSettings)
             continue
         if row.count >= settings.login_max_failures * allowance:
             remaining = (row.window_start + window - now).total_seconds()
-            db.session.rollback()
             raise TooManyLoginAttempts(retry_after=max(1, math.ceil(remaining)))
-    db.session.rollback()
 
 
 def record_login_failure(email: str, address: str | None, settings: AuthSettings) -> None:

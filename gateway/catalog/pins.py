@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from gateway.database import unit_of_work
 from gateway.extensions import db
 from gateway.mcp import tool_fingerprint
 from gateway.models import ToolPin, utcnow
@@ -39,7 +40,7 @@ class PinCache:
 
     def _current(self) -> dict[tuple[str, str], tuple[str, str | None]]:
         if time.monotonic() - self._loaded_at > CACHE_SECONDS:
-            with self._lock:
+            with self._lock, unit_of_work():
                 rows = db.session.execute(
                     select(
                         ToolPin.server,
@@ -48,7 +49,6 @@ class PinCache:
                         ToolPin.pending_fingerprint,
                     )
                 ).all()
-                db.session.rollback()
                 self._pins = {
                     (r.server, r.tool): (r.fingerprint, r.pending_fingerprint) for r in rows
                 }
@@ -79,18 +79,18 @@ class PinCache:
 
 def _record(new: Iterable[tuple[Tool, str]], changed: Iterable[tuple[Tool, str]]) -> None:
     for tool, fingerprint in new:
-        db.session.add(ToolPin(server=tool.server, tool=tool.name, fingerprint=fingerprint))
         try:
-            db.session.commit()
+            with unit_of_work():
+                db.session.add(ToolPin(server=tool.server, tool=tool.name, fingerprint=fingerprint))
         except IntegrityError:  # another worker pinned it first; the next refresh shows it
-            db.session.rollback()
+            pass
     for tool, fingerprint in changed:
-        pin = db.session.get(ToolPin, (tool.server, tool.name))
-        if pin is None or pin.fingerprint == fingerprint:
-            continue
-        pin.pending_fingerprint = fingerprint
-        pin.changed_at = utcnow()
-        db.session.commit()
+        with unit_of_work():
+            pin = db.session.get(ToolPin, (tool.server, tool.name))
+            if pin is None or pin.fingerprint == fingerprint:
+                continue
+            pin.pending_fingerprint = fingerprint
+            pin.changed_at = utcnow()
         log.warning(
             "🔒 MCP tool %s/%s changed its definition; withheld until an admin approves it "
             "(POST /mcp/servers/%s/approve)",

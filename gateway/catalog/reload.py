@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql
 
+from gateway.database import unit_of_work
 from gateway.errors import ValidationFailed
 from gateway.extensions import db
 from gateway.mcp import MCPConfigError, MCPHub, load_mcp_config
@@ -21,6 +22,7 @@ GENERATION_KEY = "mcp_config_generation"
 CHECK_SECONDS = 5.0
 
 
+@unit_of_work()
 def bump_generation() -> int:
     """Tell every worker (through the database) that the config file changed."""
     statement = (
@@ -31,13 +33,12 @@ def bump_generation() -> int:
         )
     )
     db.session.execute(statement)
-    db.session.commit()
     return current_generation()
 
 
+@unit_of_work()
 def current_generation() -> int:
     value = db.session.scalar(select(RuntimeState.value).where(RuntimeState.key == GENERATION_KEY))
-    db.session.rollback()
     return value or 0
 
 

@@ -38,7 +38,10 @@ class ConversationBusy(GatewayError):
 
 
 def lock_idle(conversation_id: uuid.UUID, *, lease_seconds: int) -> None:
-    """Lock the conversation's row for this transaction; 409 if one of its turns is running."""
+    """Lock the conversation's row for this transaction; 409 if one of its turns is running.
+
+    Call it inside a ``unit_of_work``: the lock lasts until that ends.
+    """
     db.session.execute(
         select(Conversation.id).where(Conversation.id == conversation_id).with_for_update()
     )
@@ -53,5 +56,4 @@ def lock_idle(conversation_id: uuid.UUID, *, lease_seconds: int) -> None:
         .limit(1)
     )
     if running is not None:
-        db.session.rollback()
-        raise ConversationBusy()
+        raise ConversationBusy()  # the caller's unit of work rolls back, releasing the lock

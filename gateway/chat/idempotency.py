@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
+from gateway.database import unit_of_work
 from gateway.errors import GatewayError
 from gateway.extensions import db
 from gateway.models import IdempotencyRecord, utcnow
@@ -49,20 +50,20 @@ def claim(user_id: uuid.UUID, key: str, body_hash: str) -> dict[str, Any] | None
     """Take the key for this request (None), or return the answer of its earlier run."""
     if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
         raise BadIdempotencyKey()
-    db.session.execute(
-        delete(IdempotencyRecord).where(IdempotencyRecord.created_at < utcnow() - KEEP)
-    )
-    db.session.add(IdempotencyRecord(user_id=user_id, key=key, request_hash=body_hash))
     try:
-        db.session.commit()
+        with unit_of_work():
+            db.session.execute(
+                delete(IdempotencyRecord).where(IdempotencyRecord.created_at < utcnow() - KEEP)
+            )
+            db.session.add(IdempotencyRecord(user_id=user_id, key=key, request_hash=body_hash))
         return None
     except IntegrityError:
-        db.session.rollback()
+        pass  # taken by an earlier request: wait for its answer
     deadline = time.monotonic() + WAIT_SECONDS
     while True:
-        record = db.session.get(IdempotencyRecord, (user_id, key))
-        seen = (record.request_hash, record.state, record.response) if record else None
-        db.session.rollback()
+        with unit_of_work():
+            record = db.session.get(IdempotencyRecord, (user_id, key))
+            seen = (record.request_hash, record.state, record.response) if record else None
         if seen is None:  # the first run failed and gave the key back: this one runs
             return claim(user_id, key, body_hash)
         if seen[0] != body_hash:
@@ -74,21 +75,18 @@ def claim(user_id: uuid.UUID, key: str, body_hash: str) -> dict[str, Any] | None
         time.sleep(POLL_SECONDS)
 
 
+@unit_of_work()
 def complete(user_id: uuid.UUID, key: str, response: dict[str, Any]) -> None:
     record = db.session.get(IdempotencyRecord, (user_id, key))
     if record is not None:
         record.state, record.response = "done", response
-        db.session.commit()
-    db.session.close()
 
 
 def release(user_id: uuid.UUID, key: str) -> None:
     """The run failed: give the key back so that the client can retry with it."""
-    db.session.rollback()
-    db.session.execute(
-        delete(IdempotencyRecord).where(
-            IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key
+    with unit_of_work():
+        db.session.execute(
+            delete(IdempotencyRecord).where(
+                IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key
+            )
         )
-    )
-    db.session.commit()
-    db.session.close()

@@ -16,6 +16,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 
 from gateway.chat.history import assistant_blocks, to_llm, tool_result_blocks
+from gateway.database import unit_of_work
 from gateway.extensions import db
 from gateway.llm import ChatResponse
 from gateway.llm import Message as LLMMessage
@@ -25,6 +26,7 @@ from gateway.models import Message, PendingToolRound, utcnow
 KEEP = timedelta(hours=24)
 
 
+@unit_of_work()
 def keep_round(user_id: uuid.UUID, response: ChatResponse) -> None:
     """Store the last round of ``response`` when it mixed gateway and client tool calls."""
     messages = list(response.messages)
@@ -55,8 +57,6 @@ def keep_round(user_id: uuid.UUID, response: ChatResponse) -> None:
                 index_elements=["user_id", "call_id"], set_={"round": stored, "created_at": now}
             )
         )
-    db.session.commit()
-    db.session.close()
 
 
 def restore(user_id: uuid.UUID, messages: Sequence[LLMMessage]) -> list[LLMMessage]:
@@ -64,13 +64,13 @@ def restore(user_id: uuid.UUID, messages: Sequence[LLMMessage]) -> list[LLMMessa
     ids = [call.id for m in messages if m.role == "assistant" for call in m.tool_calls]
     if not ids:
         return list(messages)
-    rows = db.session.scalars(
-        select(PendingToolRound).where(
-            PendingToolRound.user_id == user_id, PendingToolRound.call_id.in_(ids)
-        )
-    ).all()
-    rounds = {row.call_id: row.round for row in rows}
-    db.session.close()
+    with unit_of_work():
+        rows = db.session.scalars(
+            select(PendingToolRound).where(
+                PendingToolRound.user_id == user_id, PendingToolRound.call_id.in_(ids)
+            )
+        ).all()
+        rounds = {row.call_id: row.round for row in rows}
     if not rounds:
         return list(messages)
     out: list[LLMMessage] = []

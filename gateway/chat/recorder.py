@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from gateway.catalog.search import SEARCH_SERVER
 from gateway.chat.history import assistant_blocks, result_json, text_blocks, tool_result_blocks
 from gateway.chat.store import touch
+from gateway.database import unit_of_work
 from gateway.extensions import db
 from gateway.llm import ChatEvent, ChatResponse
 from gateway.llm import Message as LLMMessage
@@ -145,51 +146,52 @@ class TurnRecorder:
             self._tool_finished(event)
 
     def _tool_finished(self, event: ChatEvent) -> None:
-        # Every call of a round has started before the first one finishes.
-        if self._round_message_id is None:
-            self._round_message_id = self._add(
-                "assistant", assistant_blocks("".join(self._round_text), self._round_calls)
-            )
-        call, result = event.tool_call, event.result
-        assert call is not None and result is not None
-        duration_ms = round(event.duration_ms or 0.0)
-        tool_call_id = uuid.uuid4()
-        db.session.add(
-            ToolCall(
-                id=tool_call_id,
-                message_id=self._round_message_id,
-                user_id=self.turn.user_id,
-                server=call.server or "",
-                tool=call.tool or call.name,
-                arguments=dict(call.arguments),
-                result=result_json(result),
-                is_error=result.is_error,
-                duration_ms=duration_ms,
-            )
-        )
-        # The tool call row first: the example refers to it.
-        if (
-            self.learn
-            and not result.is_error
-            and call.server
-            and call.server != SEARCH_SERVER
-            and self._write(db.session.flush)
-        ):
+        with unit_of_work():
+            # Every call of a round has started before the first one finishes.
+            if self._round_message_id is None:
+                self._round_message_id = self._add(
+                    "assistant", assistant_blocks("".join(self._round_text), self._round_calls)
+                )
+            call, result = event.tool_call, event.result
+            assert call is not None and result is not None
+            duration_ms = round(event.duration_ms or 0.0)
+            tool_call_id = uuid.uuid4()
             db.session.add(
-                RoutingExample(
-                    tool_call_id=tool_call_id,
-                    server=call.server,
+                ToolCall(
+                    id=tool_call_id,
+                    message_id=self._round_message_id,
+                    user_id=self.turn.user_id,
+                    server=call.server or "",
                     tool=call.tool or call.name,
-                    prompt=self.turn.prompt[:MAX_EXAMPLE_CHARS],
+                    arguments=dict(call.arguments),
+                    result=result_json(result),
+                    is_error=result.is_error,
+                    duration_ms=duration_ms,
                 )
             )
-        self._add("tool", tool_result_blocks(call, result))
-        self.tool_calls.append(summary_json(event))
-        self._commit()
-        self._round_finished += 1
-        if self._round_finished == len(self._round_calls):
-            self._round_text, self._round_calls = [], []
-            self._round_message_id, self._round_finished = None, 0
+            # The tool call row first: the example refers to it.
+            if (
+                self.learn
+                and not result.is_error
+                and call.server
+                and call.server != SEARCH_SERVER
+                and self._write(db.session.flush)
+            ):
+                db.session.add(
+                    RoutingExample(
+                        tool_call_id=tool_call_id,
+                        server=call.server,
+                        tool=call.tool or call.name,
+                        prompt=self.turn.prompt[:MAX_EXAMPLE_CHARS],
+                    )
+                )
+            self._add("tool", tool_result_blocks(call, result))
+            self.tool_calls.append(summary_json(event))
+            self._commit()
+            self._round_finished += 1
+            if self._round_finished == len(self._round_calls):
+                self._round_text, self._round_calls = [], []
+                self._round_message_id, self._round_finished = None, 0
 
     def _add(self, role: str, content: list[dict[str, Any]], **fields: Any) -> uuid.UUID:
         message_id = uuid.uuid4()
@@ -213,30 +215,31 @@ class TurnRecorder:
         final_text = response.text
         if remaining and remaining[-1].role == "assistant" and not remaining[-1].tool_calls:
             final_text = remaining.pop().content
-        for message in remaining:
-            if message.role == "assistant":
-                self._add("assistant", assistant_blocks(message.content, message.tool_calls))
-            elif message.tool_result is not None:
-                call = LLMToolCall(id=message.tool_call_id or "", name="")
-                self._add("tool", tool_result_blocks(call, message.tool_result))
         status = final_status(response)
-        message_id = self._add(
-            "assistant",
-            text_blocks(final_text),
-            status=status,
-            provider=response.provider,
-            model=response.model,
-            input_tokens=response.usage.input_tokens,
-            output_tokens=response.usage.output_tokens,
-            latency_ms=round(response.latency_ms),
-            rounds=response.rounds,
-            stop_reason=response.stop_reason,
-            cost_usd=response.cost_usd,
-            fallback_from=response.fallback_from,
-            routing=self.routing,
-        )
-        self._set_user_message("complete")
-        self._commit()
+        with unit_of_work():
+            for message in remaining:
+                if message.role == "assistant":
+                    self._add("assistant", assistant_blocks(message.content, message.tool_calls))
+                elif message.tool_result is not None:
+                    call = LLMToolCall(id=message.tool_call_id or "", name="")
+                    self._add("tool", tool_result_blocks(call, message.tool_result))
+            message_id = self._add(
+                "assistant",
+                text_blocks(final_text),
+                status=status,
+                provider=response.provider,
+                model=response.model,
+                input_tokens=response.usage.input_tokens,
+                output_tokens=response.usage.output_tokens,
+                latency_ms=round(response.latency_ms),
+                rounds=response.rounds,
+                stop_reason=response.stop_reason,
+                cost_usd=response.cost_usd,
+                fallback_from=response.fallback_from,
+                routing=self.routing,
+            )
+            self._set_user_message("complete")
+            self._commit()
         return answer_json(
             self.turn,
             response,
@@ -249,9 +252,9 @@ class TurnRecorder:
 
     def fail(self, reason: str) -> None:
         """The turn could not be answered: the user's message stays, marked failed."""
-        db.session.rollback()
-        self._set_user_message("failed", error=reason)
-        self._commit()
+        with unit_of_work():
+            self._set_user_message("failed", error=reason)
+            self._commit()
 
     def _set_user_message(self, status: str, *, error: str | None = None) -> None:
         # No autoflush: the rows added so far are written by the commit (see ``_write``).
@@ -263,11 +266,8 @@ class TurnRecorder:
             touch(self.turn.conversation_id)  # type: ignore[arg-type]
 
     def _commit(self) -> None:
-        try:
-            self._write(db.session.commit)
-        finally:
-            # Release the connection now: the next step waits on the network.
-            db.session.close()
+        """Commit inside the caller's ``unit_of_work``, which then releases the connection."""
+        self._write(db.session.commit)
 
     def _write(self, action: Callable[[], None]) -> bool:
         """Flush or commit; False when the conversation was deleted under a turn that outlived

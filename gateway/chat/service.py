@@ -13,6 +13,7 @@ from gateway.chat import pending, store
 from gateway.chat.busy import lock_idle
 from gateway.chat.history import replay, text_blocks
 from gateway.chat.recorder import Turn, TurnRecorder, UnstoredRecorder
+from gateway.database import unit_of_work
 from gateway.errors import UpstreamError, UpstreamTimeout, ValidationFailed
 from gateway.extensions import db
 from gateway.llm import ChatEvent, ChatRequest
@@ -67,39 +68,41 @@ def begin_turn(
     registry = get_services().llm
     provider = registry.get(body.provider)  # an unknown provider is a 422, nothing stored
     messages, prompts = history or ([], [])
-    if body.conversation_id is not None:
-        conversation = store.get_conversation(user.id, body.conversation_id)
-        lock_idle(conversation.id, lease_seconds=settings.chat_lease_seconds)
-        if history is None:
-            messages, prompts = replay(conversation.id, budget_tokens=settings.history_token_budget)
-    else:
-        conversation = Conversation(user_id=user.id, title=store.title_from(body.message))
-        db.session.add(conversation)
+    # Committed and released before the turn calls out.
+    with unit_of_work():
+        if body.conversation_id is not None:
+            conversation = store.get_conversation(user.id, body.conversation_id)
+            lock_idle(conversation.id, lease_seconds=settings.chat_lease_seconds)
+            if history is None:
+                messages, prompts = replay(
+                    conversation.id, budget_tokens=settings.history_token_budget
+                )
+        else:
+            conversation = Conversation(user_id=user.id, title=store.title_from(body.message))
+            db.session.add(conversation)
+            db.session.flush()
+        message = Message(
+            conversation_id=conversation.id,
+            user_id=user.id,
+            role="user",
+            content=text_blocks(body.message),
+            status="pending",
+        )
+        db.session.add(message)
         db.session.flush()
-    message = Message(
-        conversation_id=conversation.id,
-        user_id=user.id,
-        role="user",
-        content=text_blocks(body.message),
-        status="pending",
-    )
-    db.session.add(message)
-    db.session.flush()
-    turn = Turn(
-        user_id=user.id,
-        conversation_id=conversation.id,
-        user_message_id=message.id,
-        prompt=body.message,
-        history=tuple(messages),
-        context_prompts=tuple(prompts),
-        provider=provider.name,
-        model=body.model,
-        servers=tuple(body.servers or ()),
-        system=system,
-    )
-    store.touch(conversation.id)
-    db.session.commit()
-    db.session.close()
+        turn = Turn(
+            user_id=user.id,
+            conversation_id=conversation.id,
+            user_message_id=message.id,
+            prompt=body.message,
+            history=tuple(messages),
+            context_prompts=tuple(prompts),
+            provider=provider.name,
+            model=body.model,
+            servers=tuple(body.servers or ()),
+            system=system,
+        )
+        store.touch(conversation.id)
     return turn
 
 
@@ -125,10 +128,6 @@ def unstored_turn(
         servers=(),
         system=system,
     )
-    # Authentication read the caller's API key: end that transaction now, or its pooled
-    # connection stays checked out for the whole upstream call (or stream), and a few
-    # dozen slow turns exhaust the pool.
-    db.session.close()
     return turn
 
 

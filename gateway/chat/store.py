@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Select, select, tuple_
 
 from gateway.chat.busy import lock_idle
+from gateway.database import unit_of_work
 from gateway.errors import GatewayError, NotFoundError
 from gateway.extensions import db
 from gateway.models import Conversation, Message, ToolCall, User, utcnow
@@ -124,10 +125,10 @@ def rename_conversation(user: User, conversation_id: uuid.UUID, title: str) -> d
 
 def delete_conversation(user: User, conversation_id: uuid.UUID, *, lease_seconds: int) -> None:
     """Delete it with its messages; 409 ``conversation_busy`` while one of its turns runs."""
-    conversation = get_conversation(user.id, conversation_id)
-    lock_idle(conversation.id, lease_seconds=lease_seconds)
-    db.session.delete(conversation)
-    db.session.commit()
+    with unit_of_work():
+        conversation = get_conversation(user.id, conversation_id)
+        lock_idle(conversation.id, lease_seconds=lease_seconds)
+        db.session.delete(conversation)
 
 
 def all_messages(conversation: Conversation) -> list[Message]:

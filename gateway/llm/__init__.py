@@ -11,7 +11,6 @@ from gateway.llm.types import (
     ModelPrice,
     Provider,
     ToolCall,
-    ToolSpec,
     Usage,
     wire_name,
 )
@@ -26,7 +25,6 @@ __all__ = [
     "ModelPrice",
     "Provider",
     "ToolCall",
-    "ToolSpec",
     "Usage",
     "wire_name",
 ]

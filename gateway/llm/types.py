@@ -11,9 +11,6 @@ from typing import Any, Literal, Protocol
 
 from gateway.tools import Tool, ToolResult
 
-# The tool the model sees is our neutral Tool; providers render its schema themselves.
-ToolSpec = Tool
-
 Role = Literal["user", "assistant", "tool", "system"]
 
 # Neutral stop reasons. Providers map theirs onto these; the agent adds the last four.

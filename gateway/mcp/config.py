@@ -33,7 +33,9 @@ from pydantic import (
 )
 
 Transport = Literal["stdio", "streamable-http", "sse"]
-Protocol = Literal["auto", "legacy", "2026-07-28"]
+# Which protocol era the SDK client speaks (its ``mode``): the handshake era, 2026-07-28, or
+# whichever the server answers.
+ProtocolMode = Literal["auto", "legacy", "2026-07-28"]
 
 # Commands that mean "the interpreter running the gateway", so a config works in any venv.
 PYTHON_ALIASES = frozenset({"python", "python3"})
@@ -65,7 +67,7 @@ class ServerConfig(BaseModel):
     enabled: bool = True
     timeout: float = Field(default=30.0, gt=0, le=3600)
     connect_timeout: float = Field(default=15.0, gt=0, le=600)
-    protocol: Protocol = "auto"
+    protocol: ProtocolMode = "auto"
     allowed_tools: tuple[str, ...] | None = None
     blocked_tools: tuple[str, ...] = ()
     always: bool = False

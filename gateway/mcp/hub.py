@@ -9,8 +9,8 @@ Error contract of ``call_tool``:
 - raises ``ToolUnavailable`` when the server is unknown, disabled, not ready within its
   connect timeout, unreachable after one reconnect, or the hub is closed;
 - returns ``ToolResult`` with ``is_error=True`` when the tool ran and failed, the arguments or
-  tool name were rejected (either error style), the call timed out, the tool is filtered out or
-  withheld by the pinning hook, or the connection dropped mid-call on a tool that is not safe to
+  tool name were rejected (either error style), the call timed out, the tool is filtered out
+  by the server's config, or the connection dropped mid-call on a tool that is not safe to
   retry (outcome unknown).
 """
 
@@ -39,7 +39,6 @@ from gateway.mcp.session import (
     UNAVAILABLE,
     ServerSession,
     SessionOptions,
-    ToolsListedHook,
 )
 from gateway.tools import Tool, ToolResult
 
@@ -57,17 +56,6 @@ class ServerStatus:
     last_error: str | None
     pid: int | None
     protocol_version: str | None
-
-
-@dataclass(frozen=True)
-class CallStats:
-    """Counters for one server's tool since the hub started, for the metrics endpoint."""
-
-    server: str
-    tool: str
-    calls: int
-    errors: int
-    seconds: float
 
 
 @dataclass
@@ -93,7 +81,6 @@ class MCPHub:
         page_cap: int = 50,
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
-        on_tools_listed: ToolsListedHook | None = None,
     ) -> None:
         self._configs = {c.name: c for c in configs}
         self._options = SessionOptions(
@@ -101,14 +88,11 @@ class MCPHub:
             page_cap=page_cap,
             backoff_initial=backoff_initial,
             backoff_max=backoff_max,
-            on_tools_listed=on_tools_listed,
         )
         self._first_use_wait = first_use_wait
         self._lock = threading.Lock()
         self._runtime_: _Runtime | None = None
         self._closed = False
-        self._stats: dict[tuple[str, str], list[float]] = {}
-        self._stats_lock = threading.Lock()
         # Loops, threads and SDK objects inherited through fork are dead weight in the child;
         # keep them referenced so their finalizers never run there.
         self._inherited: list[_Runtime] = []
@@ -158,19 +142,12 @@ class MCPHub:
         if session.state == DISABLED:
             raise ToolUnavailable(f"MCP server {server!r} is disabled")
         call_timeout = timeout if timeout is not None else session.config.timeout
-        started = time.perf_counter()
-        failed = True
-        try:
-            result = self._submit(
-                rt,
-                session.call(tool, arguments or {}, call_timeout),
-                call_timeout + session.config.connect_timeout + 2.0,
-                on_timeout=ToolResult.error(f"Tool {tool!r} timed out after {call_timeout:g}s."),
-            )
-            failed = result.is_error
-            return result
-        finally:
-            self._record(server, tool, time.perf_counter() - started, failed)
+        return self._submit(
+            rt,
+            session.call(tool, arguments or {}, call_timeout),
+            call_timeout + session.config.connect_timeout + 2.0,
+            on_timeout=ToolResult.error(f"Tool {tool!r} timed out after {call_timeout:g}s."),
+        )
 
     def request(
         self,
@@ -228,14 +205,6 @@ class MCPHub:
                 )
             )
         return out
-
-    def call_stats(self) -> list[CallStats]:
-        """Call counters per server and tool, for the metrics endpoint."""
-        with self._stats_lock:
-            return [
-                CallStats(server=s, tool=t, calls=int(v[0]), errors=int(v[1]), seconds=v[2])
-                for (s, t), v in sorted(self._stats.items())
-            ]
 
     def process_count(self) -> int:
         """How many stdio server processes this worker has running now."""
@@ -359,17 +328,9 @@ class MCPHub:
         await rt.loop.shutdown_asyncgens()
         await rt.loop.shutdown_default_executor()
 
-    def _record(self, server: str, tool: str, seconds: float, failed: bool) -> None:
-        with self._stats_lock:
-            entry = self._stats.setdefault((server, tool), [0, 0, 0.0])
-            entry[0] += 1
-            entry[1] += failed
-            entry[2] += seconds
-
     def _forget_inherited(self) -> None:
         """In a forked child: the parent's loop thread does not exist here; start afresh."""
         self._lock = threading.Lock()
-        self._stats_lock = threading.Lock()
         if self._runtime_ is not None:
             self._inherited.append(self._runtime_)
             self._runtime_ = None

@@ -26,10 +26,6 @@ from gateway.tools import Tool, ToolResult
 
 logger = logging.getLogger(__name__)
 
-# Called with (server, tools) after every fresh listing, from a hub executor thread (never a
-# request thread and never the loop); returns the tools to expose. Raising exposes none.
-ToolsListedHook = Callable[[str, list[Tool]], list[Tool]]
-
 READY = "ready"
 STARTING = "starting"
 UNAVAILABLE = "unavailable"
@@ -44,7 +40,6 @@ class SessionOptions:
     page_cap: int = 50
     backoff_initial: float = 0.5
     backoff_max: float = 30.0
-    on_tools_listed: ToolsListedHook | None = None
 
 
 class _WatchedStream:
@@ -374,7 +369,7 @@ class ServerSession:
                 return
 
     async def _refresh_tools(self, client: Client) -> None:
-        """Follow tools/list pages to the end (capped), filter, pass through the pinning hook."""
+        """Follow tools/list pages to the end (capped), then apply the server's tool filter."""
         listed: list[types.Tool] = []
         cursor: str | None = None
         for _page in range(self._options.page_cap):
@@ -391,14 +386,6 @@ class ServerSession:
             )
         tools = [to_tool(self.name, t, tuple(self.config.args)) for t in listed]
         allowed = [t for t in tools if self.config.allows(t.name)]
-        hook = self._options.on_tools_listed
-        if hook is not None:
-            try:
-                allowed = await self._loop.run_in_executor(None, hook, self.name, allowed)
-            except Exception:
-                # Fail closed: a pinning store that cannot vouch for the tools exposes none.
-                logger.exception("mcp server %s: on_tools_listed hook failed", self.name)
-                allowed = []
         self._listed = {t.name: t for t in tools}
         self._exposed = frozenset(t.name for t in allowed)
         self.tools = tuple(allowed)

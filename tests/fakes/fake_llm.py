@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -88,6 +89,8 @@ class FakeLLM:
         self.chunk_delay = chunk_delay
         self.chunk_words = chunk_words
         self.requests: list[Recorded] = []
+        # Called with each model request's path in the handler's thread, before it answers.
+        self.on_request: Callable[[str], None] | None = None
         self._scripts: deque[Script] = deque()
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
@@ -138,6 +141,7 @@ class FakeLLM:
             self._scripts.clear()
             self.requests.clear()
         self.latency = self.chunk_delay = 0.0
+        self.on_request = None
 
     def next_script(self, api: str, body: dict[str, Any]) -> Script:
         with self._lock:
@@ -212,6 +216,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         headers = {k.lower(): v for k, v in self.headers.items()}
         fake.record(self.path, headers, body)
+        if fake.on_request is not None:
+            fake.on_request(self.path)
         if not headers.get("x-api-key") and not headers.get("authorization", "").startswith(
             "Bearer "
         ):
