@@ -1,5 +1,6 @@
 """The gateway as one MCP server at ``/mcp``: every ready server's tools, resources and prompts.
 
+Also ``/mcp/servers`` (``servers.py``): the upstream servers behind it, for users and admins.
 Not named ``mcp``: a package of that name would shadow the SDK.
 """
 
@@ -20,6 +21,7 @@ def init_app(app: Flask) -> None:
 
     Raises ConfigError for a bad MCP_ENDPOINT_* value.
     """
+    from gateway.mcp_server import servers
     from gateway.mcp_server.server import Endpoint
     from gateway.mcp_server.views import bp
 
@@ -32,6 +34,7 @@ def init_app(app: Flask) -> None:
     app.extensions["gateway.mcp_endpoint"] = Endpoint(
         app, max_request_bytes=settings.max_request_bytes, max_streams=max_streams
     )
+    app.register_blueprint(servers.bp)
     app.register_blueprint(bp)
 
 
