@@ -15,7 +15,7 @@ from gateway.capacity import THREADS_PER_CONNECTION, Capacity, check_capacity, s
 from gateway.config import ConfigError, Settings, gunicorn_counts
 from gateway.database import upgrade_database
 from gateway.extensions import db
-from gateway.models import Message, TurnLease, utcnow
+from gateway.models import ConversationMessage, TurnLease, utcnow
 from gateway.runtime import close_runtime
 from tests.chat_setup import chat_settings, write_mcp_config
 from tests.conftest import test_settings
@@ -63,7 +63,9 @@ def _chat(client, account, message="hello", **fields):
 
 def _user_messages(app) -> list[str]:
     with app.app_context():
-        rows = db.session.scalars(select(Message).where(Message.role == "user")).all()
+        rows = db.session.scalars(
+            select(ConversationMessage).where(ConversationMessage.role == "user")
+        ).all()
         return [m.content[0]["text"] for m in rows]
 
 
