@@ -51,15 +51,15 @@ class Conversation(db.Model):
     created_at: Mapped[datetime] = _timestamp()
     updated_at: Mapped[datetime] = _timestamp(onupdate=utcnow)
 
-    messages: Mapped[list[Message]] = relationship(
+    messages: Mapped[list[ConversationMessage]] = relationship(
         back_populates="conversation",
         cascade="all, delete-orphan",
         passive_deletes=True,
-        order_by="Message.created_at",
+        order_by="ConversationMessage.created_at",
     )
 
 
-class Message(db.Model):
+class ConversationMessage(db.Model):
     """One turn's message; assistant messages carry the routing decision and usage."""
 
     __tablename__ = "messages"
@@ -89,15 +89,15 @@ class Message(db.Model):
     created_at: Mapped[datetime] = _timestamp()
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
-    tool_calls: Mapped[list[ToolCall]] = relationship(
+    tool_calls: Mapped[list[ToolCallRecord]] = relationship(
         back_populates="message",
         cascade="all, delete-orphan",
         passive_deletes=True,
-        order_by="ToolCall.created_at",
+        order_by="ToolCallRecord.created_at",
     )
 
 
-class ToolCall(db.Model):
+class ToolCallRecord(db.Model):
     __tablename__ = "tool_calls"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -113,7 +113,7 @@ class ToolCall(db.Model):
     duration_ms: Mapped[int | None]
     created_at: Mapped[datetime] = _timestamp()
 
-    message: Mapped[Message] = relationship(back_populates="tool_calls")
+    message: Mapped[ConversationMessage] = relationship(back_populates="tool_calls")
 
 
 class RoutingExample(db.Model):

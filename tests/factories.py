@@ -43,7 +43,7 @@ def create_account(
 def create_conversation(app: Flask, account: Account, *, title: str = "Chat") -> uuid.UUID:
     """A conversation with one exchange, written directly (no LLM involved)."""
     from gateway.extensions import db
-    from gateway.models import Conversation, Message
+    from gateway.models import Conversation, ConversationMessage
 
     with app.app_context():
         conversation = Conversation(user_id=account.id, title=title)
@@ -51,7 +51,7 @@ def create_conversation(app: Flask, account: Account, *, title: str = "Chat") ->
         db.session.flush()
         for role, text in (("user", "hello"), ("assistant", "hi there")):
             db.session.add(
-                Message(
+                ConversationMessage(
                     conversation_id=conversation.id,
                     user_id=account.id,
                     role=role,

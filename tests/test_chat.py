@@ -11,7 +11,7 @@ from sqlalchemy import select
 from gateway import create_app
 from gateway.database import upgrade_database
 from gateway.extensions import db
-from gateway.models import Message, ToolCall
+from gateway.models import ConversationMessage, ToolCallRecord
 from gateway.services import close_services
 from tests.chat_setup import chat_settings, write_mcp_config
 from tests.conftest import test_settings
@@ -51,9 +51,9 @@ def post_chat(client, account, message, **fields):
 def stored_messages(app, conversation_id):
     with app.app_context():
         rows = db.session.scalars(
-            select(Message)
-            .where(Message.conversation_id == uuid.UUID(conversation_id))
-            .order_by(Message.created_at, Message.id)
+            select(ConversationMessage)
+            .where(ConversationMessage.conversation_id == uuid.UUID(conversation_id))
+            .order_by(ConversationMessage.created_at, ConversationMessage.id)
         ).all()
         return [(m.role, m.status, m.content) for m in rows]
 
@@ -82,14 +82,14 @@ def test_a_turn_runs_the_tool_and_stores_every_message(chat, chat_app, fake, ali
         ("assistant", "complete"),
     ]
     with chat_app.app_context():
-        row = db.session.scalar(select(ToolCall))
+        row = db.session.scalar(select(ToolCallRecord))
         assert (row.server, row.tool, row.arguments, row.is_error) == (
             "calc",
             "add",
             {"a": 2, "b": 3},
             False,
         )
-        final = db.session.get(Message, uuid.UUID(body["message"]["id"]))
+        final = db.session.get(ConversationMessage, uuid.UUID(body["message"]["id"]))
         assert final.routing["servers"] == ["calc"]
         assert (final.input_tokens, final.output_tokens, final.stop_reason) == (24, 14, "end_turn")
 
@@ -189,7 +189,7 @@ def test_bad_chat_input_is_refused_and_nothing_is_stored(chat, chat_app, fake, a
 
 def stored_messages_count(app) -> int:
     with app.app_context():
-        return len(db.session.scalars(select(Message.id)).all())
+        return len(db.session.scalars(select(ConversationMessage.id)).all())
 
 
 def test_pinned_servers_and_mentions_override_routing(chat, fake, alice):

@@ -14,7 +14,7 @@ from gateway.chat.history import to_llm
 from gateway.extensions import db
 from gateway.llm import anthropic as anthropic_wire
 from gateway.llm import openai as openai_wire
-from gateway.models import Conversation, Message
+from gateway.models import Conversation, ConversationMessage
 from gateway.services import close_services
 from tests.chat_setup import chat_settings, write_mcp_config
 from tests.conftest import test_settings
@@ -49,9 +49,9 @@ def _stored_history_violations(app, conversation_id) -> list[str]:
     """Every stored message, in order, as each provider would be sent it."""
     with app.app_context():
         rows = db.session.scalars(
-            select(Message)
-            .where(Message.conversation_id == conversation_id)
-            .order_by(Message.created_at, Message.id)
+            select(ConversationMessage)
+            .where(ConversationMessage.conversation_id == conversation_id)
+            .order_by(ConversationMessage.created_at, ConversationMessage.id)
         ).all()
         neutral = tuple(m for row in rows for m in to_llm(row))
     return openai_violations(openai_wire.render_messages(neutral, None)) + anthropic_violations(
@@ -158,7 +158,7 @@ def test_a_turn_left_pending_by_a_dead_worker_stops_counting_after_the_lease(
         conversation_id = _start(client, account, "hi")
         with app.app_context():
             db.session.add(
-                Message(
+                ConversationMessage(
                     conversation_id=conversation_id,
                     user_id=account.id,
                     role="user",
@@ -200,4 +200,4 @@ def test_a_conversation_deleted_under_a_stale_turn_ends_the_turn_without_a_500(c
     assert response.get_json()["message"]["content"] == "slept"
     with app.app_context():
         assert db.session.get(Conversation, conversation_id) is None
-        assert db.session.scalars(select(Message)).all() == []
+        assert db.session.scalars(select(ConversationMessage)).all() == []

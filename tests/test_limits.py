@@ -14,7 +14,7 @@ from gateway import create_app
 from gateway.capacity import THREADS_PER_CONNECTION, Capacity, check_capacity, server_limits
 from gateway.database import upgrade_database
 from gateway.extensions import db
-from gateway.models import Message, TurnLease, utcnow
+from gateway.models import ConversationMessage, TurnLease, utcnow
 from gateway.services import close_services
 from gateway.settings import ConfigError, Settings
 from tests.chat_setup import chat_settings, write_mcp_config
@@ -63,7 +63,9 @@ def _chat(client, account, message="hello", **fields):
 
 def _user_messages(app) -> list[str]:
     with app.app_context():
-        rows = db.session.scalars(select(Message).where(Message.role == "user")).all()
+        rows = db.session.scalars(
+            select(ConversationMessage).where(ConversationMessage.role == "user")
+        ).all()
         return [m.content[0]["text"] for m in rows]
 
 

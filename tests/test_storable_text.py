@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from gateway import create_app
 from gateway.extensions import db
-from gateway.models import Message, ToolCall
+from gateway.models import ConversationMessage, ToolCallRecord
 from gateway.services import close_services
 from gateway.storable import REPLACEMENT, storable_json, storable_text
 from tests.chat_setup import chat_settings, write_mcp_config
@@ -64,11 +64,13 @@ def test_a_tool_returning_nul_completes_the_turn_and_the_stored_text_is_marked(c
     # The model got the tool's real text; only the stored copy is changed.
     assert fake.requests[-1].body["messages"][-1]["content"] == "a\x00b"
     with app.app_context():
-        stored = db.session.scalars(select(ToolCall)).one()
+        stored = db.session.scalars(select(ToolCallRecord)).one()
         assert stored.arguments == {"text": f"a{REPLACEMENT}b"}
         assert stored.result["content"][0]["text"] == f"a{REPLACEMENT}b"
         answer = db.session.scalars(
-            select(Message).where(Message.role == "assistant", Message.status == "complete")
+            select(ConversationMessage).where(
+                ConversationMessage.role == "assistant", ConversationMessage.status == "complete"
+            )
         ).all()[-1]
         assert answer.content[0]["text"] == f"The tool said a{REPLACEMENT}b"
     history = client.get(f"/conversations/{body['conversation_id']}", headers=account.headers)
@@ -91,11 +93,13 @@ def test_model_text_with_a_lone_surrogate_and_an_overlong_tool_name_are_stored(c
     assert call["is_error"] is True  # an unknown tool, reported to the model
     conversation_id = response.get_json()["conversation_id"]
     with app.app_context():
-        stored = db.session.scalars(select(ToolCall)).one()
+        stored = db.session.scalars(select(ToolCallRecord)).one()
         assert len(stored.tool) == 128 and stored.tool.endswith("…")
         assert stored.arguments == {f"x{REPLACEMENT}": 1}
         answer = db.session.scalars(
-            select(Message).where(Message.role == "assistant", Message.status == "complete")
+            select(ConversationMessage).where(
+                ConversationMessage.role == "assistant", ConversationMessage.status == "complete"
+            )
         ).all()[-1]
         assert answer.content[0]["text"] == f"half a pair: {REPLACEMENT} and a NUL {REPLACEMENT}"
     listed = client.get(f"/conversations/{conversation_id}", headers=account.headers)

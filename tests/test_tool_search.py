@@ -18,8 +18,8 @@ from gateway import create_app
 from gateway.catalog.search import ToolSearch
 from gateway.database import upgrade_database
 from gateway.extensions import db
-from gateway.llm.types import ToolCall as LLMToolCall
-from gateway.models import Message, RoutingExample, ToolCall
+from gateway.llm.types import ToolCall
+from gateway.models import ConversationMessage, RoutingExample, ToolCallRecord
 from gateway.routing import Catalog, Router, RoutingSettings, ServerDescriptor
 from gateway.services import close_services, get_services
 from gateway.tools import Tool
@@ -134,12 +134,12 @@ def test_the_model_searches_then_calls_a_found_tool(client, search_app, fake, al
     assert record["searches"][0]["query"] == "current time in a time zone"
     assert record["added"][0] == CLOCK and len(record["added"]) <= 2
     with search_app.app_context():
-        stored = db.session.get(Message, uuid.UUID(body["message"]["id"]))
+        stored = db.session.get(ConversationMessage, uuid.UUID(body["message"]["id"]))
         assert stored.routing["tool_search"]["added"] == record["added"]
         rows = db.session.scalars(
-            select(ToolCall)
-            .join(Message, ToolCall.message_id == Message.id)
-            .where(Message.conversation_id == uuid.UUID(body["conversation_id"]))
+            select(ToolCallRecord)
+            .join(ConversationMessage, ToolCallRecord.message_id == ConversationMessage.id)
+            .where(ConversationMessage.conversation_id == uuid.UUID(body["conversation_id"]))
         ).all()
         assert sorted((r.server, r.tool) for r in rows) == [
             ("clock", "get_current_time"),
@@ -229,14 +229,14 @@ def test_a_withheld_tool_is_never_found():
     # The live catalog holds approved definitions only: a tool missing from it cannot be found.
     router = _router()
     search = ToolSearch(router, offered=frozenset())
-    result, added = search.run(LLMToolCall(id="1", name=SEARCH, arguments={"query": "weather"}))
+    result, added = search.run(ToolCall(id="1", name=SEARCH, arguments={"query": "weather"}))
     assert added == () and json.loads(result.text())["tools"] == []
 
 
 def test_servers_limit_what_the_search_finds():
     router = _router()
     search = ToolSearch(router, offered=frozenset(), servers=frozenset({"calc"}))
-    call = LLMToolCall(id="1", name=SEARCH, arguments={"query": "add the current time"})
+    call = ToolCall(id="1", name=SEARCH, arguments={"query": "add the current time"})
     result, added = search.run(call)
     assert [t.qualified_name for t in added] == ["calc__add"]
     assert [t["name"] for t in json.loads(result.text())["tools"]] == ["calc__add"]

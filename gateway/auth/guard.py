@@ -37,7 +37,8 @@ def current_user() -> User:
         # Its own unit of work: the view may wait on the network next (the model, a tool),
         # and authentication's connection must be back in the pool by then.
         with unit_of_work():
-            user = g.current_user = _detached(_resolve_caller())
+            user = _detached(_resolve_caller())
+        g.current_user = user
     return user
 
 

@@ -23,7 +23,4 @@ def explain_command(prompt: str) -> None:
 
 
 def init_app(app: Flask) -> None:
-    from gateway.catalog.views import bp
-
-    app.register_blueprint(bp)
     app.cli.add_command(routing_cli)

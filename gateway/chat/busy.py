@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from gateway.errors import GatewayError
 from gateway.extensions import db
-from gateway.models import Conversation, Message, utcnow
+from gateway.models import Conversation, ConversationMessage, utcnow
 
 RETRY_AFTER_SECONDS = 2
 
@@ -46,12 +46,12 @@ def lock_idle(conversation_id: uuid.UUID, *, lease_seconds: int) -> None:
         select(Conversation.id).where(Conversation.id == conversation_id).with_for_update()
     )
     running = db.session.scalar(
-        select(Message.id)
+        select(ConversationMessage.id)
         .where(
-            Message.conversation_id == conversation_id,
-            Message.role == "user",
-            Message.status == "pending",
-            Message.created_at > utcnow() - timedelta(seconds=lease_seconds),
+            ConversationMessage.conversation_id == conversation_id,
+            ConversationMessage.role == "user",
+            ConversationMessage.status == "pending",
+            ConversationMessage.created_at > utcnow() - timedelta(seconds=lease_seconds),
         )
         .limit(1)
     )

@@ -9,7 +9,7 @@ from flask import Response
 
 from gateway.chat.store import all_messages, conversation_json, get_conversation, message_json
 from gateway.errors import GatewayError
-from gateway.models import Message, User
+from gateway.models import ConversationMessage, User
 
 
 class UnknownFormat(GatewayError):
@@ -35,7 +35,7 @@ def export(user: User, conversation_id: uuid.UUID, fmt: str) -> Response:
     raise UnknownFormat()
 
 
-def _markdown(message: Message) -> list[str]:
+def _markdown(message: ConversationMessage) -> list[str]:
     out: list[str] = []
     for block in message.content or []:
         kind = block.get("type")

@@ -10,9 +10,8 @@ from typing import Any
 from sqlalchemy import select
 
 from gateway.extensions import db
-from gateway.llm import Message as LLMMessage
-from gateway.llm import ToolCall as LLMToolCall
-from gateway.models import Message
+from gateway.llm import Message, ToolCall
+from gateway.models import ConversationMessage
 from gateway.tools import ToolResult
 
 # Earlier user prompts given to the router as context for follow-ups ("and in Tokyo?").
@@ -23,7 +22,7 @@ def text_blocks(text: str) -> list[dict[str, Any]]:
     return [{"type": "text", "text": text}] if text else []
 
 
-def assistant_blocks(text: str, calls: Sequence[LLMToolCall]) -> list[dict[str, Any]]:
+def assistant_blocks(text: str, calls: Sequence[ToolCall]) -> list[dict[str, Any]]:
     return text_blocks(text) + [
         {
             "type": "tool_use",
@@ -46,22 +45,22 @@ def result_json(result: ToolResult) -> dict[str, Any]:
     }
 
 
-def tool_result_blocks(call: LLMToolCall, result: ToolResult) -> list[dict[str, Any]]:
+def tool_result_blocks(call: ToolCall, result: ToolResult) -> list[dict[str, Any]]:
     return [
         {"type": "tool_result", "tool_use_id": call.id, "server": call.server, "tool": call.tool}
         | result_json(result)
     ]
 
 
-def to_llm(message: Message) -> list[LLMMessage]:
+def to_llm(message: ConversationMessage) -> list[Message]:
     """One stored message as provider-neutral messages (a tool row holds one result)."""
     blocks = message.content or []
     text = "".join(b.get("text", "") for b in blocks if b.get("type") == "text")
     if message.role == "user":
-        return [LLMMessage.user(text)]
+        return [Message.user(text)]
     if message.role == "assistant":
         calls = tuple(
-            LLMToolCall(
+            ToolCall(
                 id=b["id"],
                 name=b["name"],
                 arguments=b.get("input") or {},
@@ -71,7 +70,7 @@ def to_llm(message: Message) -> list[LLMMessage]:
             for b in blocks
             if b.get("type") == "tool_use"
         )
-        return [LLMMessage.assistant(text, calls)] if text or calls else []
+        return [Message.assistant(text, calls)] if text or calls else []
     results = []
     for b in blocks:
         if b.get("type") == "tool_result":
@@ -81,27 +80,27 @@ def to_llm(message: Message) -> list[LLMMessage]:
                 is_error=bool(b.get("is_error")),
                 truncated=bool(b.get("truncated")),
             )
-            results.append(LLMMessage.tool(b["tool_use_id"], result))
+            results.append(Message.tool(b["tool_use_id"], result))
     return results
 
 
-def _tokens(message: Message) -> int:
+def _tokens(message: ConversationMessage) -> int:
     # About four characters a token: close enough to keep requests inside a context window.
     return len(json.dumps(message.content, ensure_ascii=False)) // 4 + 4
 
 
-def replay(conversation_id: uuid.UUID, *, budget_tokens: int) -> tuple[list[LLMMessage], list[str]]:
+def replay(conversation_id: uuid.UUID, *, budget_tokens: int) -> tuple[list[Message], list[str]]:
     """Earlier turns for the model, oldest dropped first to fit the budget, and recent prompts.
 
     Whole turns are dropped, so a tool call is never separated from its result; turns whose
     user message failed or is still in flight are left out.
     """
     rows = db.session.scalars(
-        select(Message)
-        .where(Message.conversation_id == conversation_id)
-        .order_by(Message.created_at, Message.id)
+        select(ConversationMessage)
+        .where(ConversationMessage.conversation_id == conversation_id)
+        .order_by(ConversationMessage.created_at, ConversationMessage.id)
     ).all()
-    turns: list[list[Message]] = []
+    turns: list[list[ConversationMessage]] = []
     for row in rows:
         if row.role == "user":
             turns.append([row])

@@ -18,9 +18,8 @@ from sqlalchemy.dialects.postgresql import insert
 from gateway.chat.history import assistant_blocks, to_llm, tool_result_blocks
 from gateway.database import unit_of_work
 from gateway.extensions import db
-from gateway.llm import ChatResponse
-from gateway.llm import Message as LLMMessage
-from gateway.models import Message, PendingToolRound, utcnow
+from gateway.llm import ChatResponse, Message
+from gateway.models import ConversationMessage, PendingToolRound, utcnow
 
 # A client that has not come back with its tool results after this long has gone.
 KEEP = timedelta(hours=24)
@@ -59,7 +58,7 @@ def keep_round(user_id: uuid.UUID, response: ChatResponse) -> None:
         )
 
 
-def restore(user_id: uuid.UUID, messages: Sequence[LLMMessage]) -> list[LLMMessage]:
+def restore(user_id: uuid.UUID, messages: Sequence[Message]) -> list[Message]:
     """``messages`` with each kept round put back in place of the client's view of it."""
     ids = [call.id for m in messages if m.role == "assistant" for call in m.tool_calls]
     if not ids:
@@ -73,13 +72,13 @@ def restore(user_id: uuid.UUID, messages: Sequence[LLMMessage]) -> list[LLMMessa
         rounds = {row.call_id: row.round for row in rows}
     if not rounds:
         return list(messages)
-    out: list[LLMMessage] = []
+    out: list[Message] = []
     for message in messages:
         kept = next((rounds[c.id] for c in message.tool_calls if c.id in rounds), None)
         if message.role != "assistant" or kept is None:
             out.append(message)
             continue
-        out.extend(to_llm(Message(role="assistant", content=kept["assistant"])))
+        out.extend(to_llm(ConversationMessage(role="assistant", content=kept["assistant"])))
         for blocks in kept["results"]:
-            out.extend(to_llm(Message(role="tool", content=blocks)))
+            out.extend(to_llm(ConversationMessage(role="tool", content=blocks)))
     return out

@@ -15,10 +15,8 @@ from gateway.chat.history import assistant_blocks, result_json, text_blocks, too
 from gateway.chat.store import touch
 from gateway.database import unit_of_work
 from gateway.extensions import db
-from gateway.llm import ChatEvent, ChatResponse
-from gateway.llm import Message as LLMMessage
-from gateway.llm import ToolCall as LLMToolCall
-from gateway.models import Conversation, Message, RoutingExample, ToolCall, utcnow
+from gateway.llm import ChatEvent, ChatResponse, Message, ToolCall
+from gateway.models import Conversation, ConversationMessage, RoutingExample, ToolCallRecord, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +32,7 @@ class Turn:
     conversation_id: uuid.UUID | None
     user_message_id: uuid.UUID | None
     prompt: str
-    history: tuple[LLMMessage, ...]
+    history: tuple[Message, ...]
     context_prompts: tuple[str, ...]
     provider: str | None
     model: str | None
@@ -133,7 +131,7 @@ class TurnRecorder:
     stored: int = 0
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     _round_text: list[str] = field(default_factory=list)
-    _round_calls: list[LLMToolCall] = field(default_factory=list)
+    _round_calls: list[ToolCall] = field(default_factory=list)
     _round_message_id: uuid.UUID | None = None
     _round_finished: int = 0
 
@@ -157,7 +155,7 @@ class TurnRecorder:
             duration_ms = round(event.duration_ms or 0.0)
             tool_call_id = uuid.uuid4()
             db.session.add(
-                ToolCall(
+                ToolCallRecord(
                     id=tool_call_id,
                     message_id=self._round_message_id,
                     user_id=self.turn.user_id,
@@ -196,7 +194,7 @@ class TurnRecorder:
     def _add(self, role: str, content: list[dict[str, Any]], **fields: Any) -> uuid.UUID:
         message_id = uuid.uuid4()
         db.session.add(
-            Message(
+            ConversationMessage(
                 id=message_id,
                 conversation_id=self.turn.conversation_id,
                 user_id=self.turn.user_id,
@@ -221,7 +219,7 @@ class TurnRecorder:
                 if message.role == "assistant":
                     self._add("assistant", assistant_blocks(message.content, message.tool_calls))
                 elif message.tool_result is not None:
-                    call = LLMToolCall(id=message.tool_call_id or "", name="")
+                    call = ToolCall(id=message.tool_call_id or "", name="")
                     self._add("tool", tool_result_blocks(call, message.tool_result))
             message_id = self._add(
                 "assistant",
@@ -259,7 +257,7 @@ class TurnRecorder:
     def _set_user_message(self, status: str, *, error: str | None = None) -> None:
         # No autoflush: the rows added so far are written by the commit (see ``_write``).
         with db.session.no_autoflush:
-            message = db.session.get(Message, self.turn.user_message_id)
+            message = db.session.get(ConversationMessage, self.turn.user_message_id)
             if message is not None:
                 message.status = status
                 message.error = error

@@ -16,11 +16,9 @@ from gateway.chat.recorder import Turn, TurnRecorder, UnstoredRecorder
 from gateway.database import unit_of_work
 from gateway.errors import UpstreamError, UpstreamTimeout, ValidationFailed
 from gateway.extensions import db
-from gateway.llm import ChatEvent, ChatRequest
-from gateway.llm import Message as LLMMessage
-from gateway.llm import ToolCall as LLMToolCall
+from gateway.llm import ChatEvent, ChatRequest, Message, ToolCall
 from gateway.metrics import observe_tool_call, observe_turn
-from gateway.models import Conversation, Message
+from gateway.models import Conversation, ConversationMessage
 from gateway.routing import log_decision
 from gateway.services import get_services
 from gateway.settings import LimitsSettings
@@ -47,7 +45,7 @@ def begin_turn(
     user: User,
     body: ChatBody,
     *,
-    history: tuple[list[LLMMessage], list[str]] | None = None,
+    history: tuple[list[Message], list[str]] | None = None,
     system: str | None = None,
 ) -> Turn:
     """Validate, then commit the user's message before anything calls out.
@@ -81,7 +79,7 @@ def begin_turn(
             conversation = Conversation(user_id=user.id, title=store.title_from(body.message))
             db.session.add(conversation)
             db.session.flush()
-        message = Message(
+        message = ConversationMessage(
             conversation_id=conversation.id,
             user_id=user.id,
             role="user",
@@ -110,7 +108,7 @@ def unstored_turn(
     user: User,
     prompt: str,
     *,
-    history: tuple[list[LLMMessage], list[str]],
+    history: tuple[list[Message], list[str]],
     provider: str | None,
     model: str | None,
     system: str | None,
@@ -131,7 +129,7 @@ def unstored_turn(
     return turn
 
 
-def _run_tool(call: LLMToolCall) -> ToolResult:
+def _run_tool(call: ToolCall) -> ToolResult:
     hub = get_services().mcp
     server, tool = call.server or "", call.tool or call.name
     started = time.perf_counter()
@@ -183,7 +181,7 @@ def _run(
         routing["tool_search"] = offer.search.record()
     yield "routing", routing
     request = ChatRequest(
-        messages=(*turn.history, LLMMessage.user(turn.prompt)),
+        messages=(*turn.history, Message.user(turn.prompt)),
         model=turn.model or registry.default_model(provider.name),
         system=f"{SYSTEM_PROMPT}\n\n{turn.system}" if turn.system else SYSTEM_PROMPT,
         tools=offer.tools,

@@ -13,7 +13,7 @@ from gateway.chat.busy import lock_idle
 from gateway.database import unit_of_work
 from gateway.errors import GatewayError, NotFoundError
 from gateway.extensions import db
-from gateway.models import Conversation, Message, ToolCall, User, utcnow
+from gateway.models import Conversation, ConversationMessage, ToolCallRecord, User, utcnow
 
 MAX_PAGE = 100
 DEFAULT_PAGE = 20
@@ -102,9 +102,9 @@ def conversation_with_messages(
     """The conversation and a page of its messages, oldest first."""
     conversation = get_conversation(user.id, conversation_id)
     rows, next_cursor = _keyset_page(
-        select(Message).where(Message.conversation_id == conversation.id),
-        Message.created_at,
-        Message.id,
+        select(ConversationMessage).where(ConversationMessage.conversation_id == conversation.id),
+        ConversationMessage.created_at,
+        ConversationMessage.id,
         limit=limit,
         cursor=cursor,
         newest_first=False,
@@ -131,9 +131,13 @@ def delete_conversation(user: User, conversation_id: uuid.UUID, *, lease_seconds
         db.session.delete(conversation)
 
 
-def all_messages(conversation: Conversation) -> list[Message]:
-    query = select(Message).where(Message.conversation_id == conversation.id)
-    return list(db.session.scalars(query.order_by(Message.created_at, Message.id)))
+def all_messages(conversation: Conversation) -> list[ConversationMessage]:
+    query = select(ConversationMessage).where(
+        ConversationMessage.conversation_id == conversation.id
+    )
+    return list(
+        db.session.scalars(query.order_by(ConversationMessage.created_at, ConversationMessage.id))
+    )
 
 
 def conversation_json(conversation: Conversation) -> dict[str, Any]:
@@ -145,7 +149,7 @@ def conversation_json(conversation: Conversation) -> dict[str, Any]:
     }
 
 
-def tool_call_json(call: ToolCall) -> dict[str, Any]:
+def tool_call_json(call: ToolCallRecord) -> dict[str, Any]:
     return {
         "id": str(call.id),
         "server": call.server,
@@ -157,7 +161,7 @@ def tool_call_json(call: ToolCall) -> dict[str, Any]:
     }
 
 
-def message_json(message: Message) -> dict[str, Any]:
+def message_json(message: ConversationMessage) -> dict[str, Any]:
     data: dict[str, Any] = {
         "id": str(message.id),
         "role": message.role,

@@ -1,5 +1,6 @@
 """The gateway as one MCP server at ``/mcp``: every ready server's tools, resources and prompts.
 
+Also ``/mcp/servers`` (``servers.py``): the upstream servers behind it, for users and admins.
 Not named ``mcp``: a package of that name would shadow the SDK.
 """
 
@@ -16,8 +17,10 @@ if TYPE_CHECKING:
 
 def init_app(app: Flask) -> None:
     """Register ``/mcp``; nothing starts until the first request or ``start_endpoint``."""
+    from gateway.mcp_server import servers
     from gateway.mcp_server.views import bp
 
+    app.register_blueprint(servers.bp)
     app.register_blueprint(bp)
 
 

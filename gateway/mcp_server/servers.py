@@ -1,4 +1,4 @@
-"""/mcp: server states for everyone; tools, reload and approvals for admins."""
+"""/mcp/servers: upstream server states for everyone; tools, reload and approvals for admins."""
 
 from __future__ import annotations
 
