@@ -16,6 +16,8 @@ from prometheus_client import (
     multiprocess,
 )
 
+from gateway.openapi import Reply, operation
+
 HTTP_REQUESTS = Counter(
     "gateway_http_requests_total", "HTTP requests served.", ["method", "route", "status"]
 )
@@ -53,6 +55,11 @@ bp = Blueprint("metrics", __name__)
 
 
 @bp.get("/metrics")
+@operation(
+    "Prometheus metrics",
+    responses={200: Reply(media={"text/plain": {"schema": {"type": "string"}}})},
+    public=True,
+)
 def metrics() -> Response:
     """Every worker's samples when PROMETHEUS_MULTIPROC_DIR is set (gunicorn), else this one's."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -20,9 +20,9 @@ from urllib.parse import quote, unquote, urlsplit
 from flask import current_app
 from sqlalchemy import text
 
-from gateway.errors import ToolUnavailable
 from gateway.extensions import db
 from gateway.limits import hit_rate_limit
+from gateway.mcp.errors import ToolUnavailable
 from gateway.mcp_server.settings import EndpointSettings
 from gateway.metrics import observe_endpoint_call
 from gateway.models import EndpointCall
@@ -118,9 +118,7 @@ def call_tool(caller: Caller, name: str, arguments: dict[str, Any]) -> ToolResul
         try:
             result = mcp_hub().call_tool(server, tool.name, arguments)
         except ToolUnavailable as exc:
-            return ToolResult.error(exc.description or "The MCP server is unavailable."), (
-                "unavailable"
-            )
+            return ToolResult.error(str(exc) or "The MCP server is unavailable."), ("unavailable")
         return result, "error" if result.is_error else "ok"
 
     return accounted(caller, "tools/call", server, name, arguments, run, _result_size)
