@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from gateway.errors import ToolUnavailable, UpstreamError, UpstreamTimeout
 from gateway.llm.base import summarize
+from gateway.llm.errors import UpstreamError, UpstreamTimeout
 from gateway.llm.types import (
     ChatEvent,
     ChatRequest,
@@ -24,6 +24,7 @@ from gateway.llm.types import (
     Usage,
     wire_name,
 )
+from gateway.mcp.errors import ToolUnavailable
 from gateway.tools import Tool, ToolResult
 
 log = logging.getLogger(__name__)
@@ -228,7 +229,7 @@ class _Turn:
             log.warning(
                 "provider %s failed (%s); falling back to %s",
                 self.provider.name,
-                exc.description,
+                exc,
                 self.fallback.name,
             )
             self.fallback_from, self.provider = self.provider.name, self.fallback

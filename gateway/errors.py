@@ -1,18 +1,43 @@
-"""Exceptions as data, and the one JSON error envelope every response uses."""
+"""Exceptions as data, and the one path that turns any exception into an error response.
+
+Every error the service emits is ``{"error": {"type", "message", "details"?}}`` with a stable
+snake_case ``type``. Under ``/v1`` the same path writes OpenAI's variant of it,
+``{"error": {"message", "type", "param", "code"}}`` with OpenAI's types
+(``invalid_request_error``, ``rate_limit_error``, ``server_error``...) and codes
+(``invalid_api_key``, ``model_not_found``...), so OpenAI's SDKs raise the right class.
+
+The layers below the web raise their own exceptions (``gateway.llm.errors``,
+``gateway.mcp.errors``); ``DOMAIN_ERRORS`` gives each its status here.
+"""
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import TYPE_CHECKING, Any
 
-from flask import current_app, jsonify
+from flask import jsonify, request
 from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
-from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed, NotFound
+
+from gateway.llm.errors import (
+    ProviderError,
+    ProviderNotConfigured,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamTimeout,
+)
+from gateway.mcp.errors import ToolUnavailable
 
 if TYPE_CHECKING:
     from flask import Flask, Response
+
+log = logging.getLogger(__name__)
+
+OPENAI_PREFIX = "/v1"
+INTERNAL_MESSAGE = "The server could not complete the request."
 
 
 class GatewayError(HTTPException):
@@ -54,6 +79,17 @@ class InvalidParameter(GatewayError):
         self.openai_code = openai_code
 
 
+class AuthenticationRequired(GatewayError):
+    """No credentials, or unusable ones (every JWT failure included): 401 with a challenge."""
+
+    code = 401
+    error_type = "unauthorized"
+    description = "Authentication is required."
+
+    def __init__(self, description: str | None = None) -> None:
+        super().__init__(description, headers={"WWW-Authenticate": "Bearer"})
+
+
 class ModelNotFound(GatewayError):
     """A model id no configured provider lists (OpenAI's ``model_not_found``)."""
 
@@ -77,30 +113,55 @@ class ServiceUnavailable(GatewayError):
         super().__init__(description, headers={"Retry-After": str(retry_after)})
 
 
-class UpstreamError(GatewayError):
-    """The LLM provider failed; the vendor's text goes to the log, never to the client."""
+class DomainFailure(GatewayError):
+    """A failure of a layer below the web (LLM, MCP), with the status ``DOMAIN_ERRORS`` gives it."""
 
-    code = 502
-    error_type = "upstream_error"
-    description = "The language model provider returned an error."
-
-
-class UpstreamRateLimited(UpstreamError):
-    """The provider answered 429: passed on as a 429 with its ``Retry-After``, so clients wait."""
-
-    code = 429
-    error_type = "rate_limit_exceeded"
-    description = "The language model provider is rate limiting requests."
+    def __init__(self, exc: Exception, code: int, error_type: str) -> None:
+        retry_after = getattr(exc, "retry_after", None)
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+        super().__init__(str(exc) or None, headers=headers)
+        self.code = code
+        self.error_type = error_type
 
 
-class UpstreamTimeout(GatewayError):
-    code = 504
-    error_type = "upstream_timeout"
-    description = "The language model provider did not answer in time."
+# The status and type each domain failure is answered with; the first match wins.
+DOMAIN_ERRORS: tuple[tuple[type[Exception], int, str], ...] = (
+    # A provider's 429 stays a 429 with its Retry-After (RFC 9110 10.2.3): clients back off.
+    (UpstreamRateLimited, 429, "rate_limit_exceeded"),
+    (UpstreamError, 502, "upstream_error"),
+    (UpstreamTimeout, 504, "upstream_timeout"),
+    (ProviderNotConfigured, 422, "validation_error"),
+    (ProviderError, 502, "upstream_error"),
+    (ToolUnavailable, 503, "tool_unavailable"),
+)
+
+# Failures with a documented answer: a turn that raises one of these has failed cleanly.
+EXPECTED_FAILURES: tuple[type[Exception], ...] = (
+    HTTPException,
+    ProviderError,
+    ToolUnavailable,
+    OperationalError,
+    SQLAlchemyTimeoutError,
+)
+
+# Our error types whose OpenAI code has another name.
+OPENAI_CODES = {
+    "unauthorized": "invalid_api_key",
+    "rate_limited": "rate_limit_exceeded",
+    "invalid_request_error": "unsupported_parameter",
+}
 
 
-class ToolUnavailable(Exception):
-    """An MCP server or tool is unusable now; the model gets an error tool result, not HTTP."""
+def as_http(exc: BaseException) -> HTTPException:
+    """The HTTP error an exception is answered with; anything unexpected is a 500."""
+    if isinstance(exc, HTTPException):
+        return exc
+    for kind, code, error_type in DOMAIN_ERRORS:
+        if isinstance(exc, kind):
+            return DomainFailure(exc, code, error_type)
+    if isinstance(exc, OperationalError | SQLAlchemyTimeoutError):
+        return ServiceUnavailable("The database is unavailable; retry shortly.")
+    return InternalServerError(original_exception=exc)
 
 
 def error_type_for(exc: HTTPException) -> str:
@@ -111,47 +172,130 @@ def error_type_for(exc: HTTPException) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
+def _message(exc: HTTPException) -> str:
+    if (exc.code or 500) >= 500 and not isinstance(exc, GatewayError):
+        # Never a traceback or an internal message: the log has the details.
+        return INTERNAL_MESSAGE
+    return exc.description or exc.name
+
+
 def envelope(error_type: str, message: str, details: Any = None) -> dict[str, Any]:
-    """The body of every error response."""
+    """The body of every error response outside ``/v1``."""
     error: dict[str, Any] = {"type": error_type, "message": message}
     if details is not None:
         error["details"] = details
     return {"error": error}
 
 
-def register_error_handlers(app: Flask) -> None:
-    """One handler for HTTP errors, one for validation, one for a lost database."""
-    app.register_error_handler(HTTPException, _handle_http_exception)
-    app.register_error_handler(PydanticValidationError, _handle_validation_error)
-    app.register_error_handler(OperationalError, _handle_database_unavailable)
-    app.register_error_handler(SQLAlchemyTimeoutError, _handle_database_unavailable)
+def openai_type(status: int) -> str:
+    """OpenAI's error ``type`` for a status."""
+    if status == 403:
+        return "permission_error"
+    if status == 429:
+        return "rate_limit_error"
+    if status >= 500:
+        return "server_error"
+    return "invalid_request_error"
 
 
-def _handle_http_exception(exc: HTTPException) -> Response:
-    code = exc.code or 500
-    if code >= 500 and not isinstance(exc, GatewayError):
-        # Never a traceback or an internal message: the log has the details.
-        message = "The server could not complete the request."
+def openai_envelope(
+    status: int, message: str, *, code: str | None, param: str | None = None
+) -> dict[str, Any]:
+    """The body of every error response under ``/v1``."""
+    return {
+        "error": {"message": message, "type": openai_type(status), "param": param, "code": code}
+    }
+
+
+def event_error(exc: BaseException) -> dict[str, str]:
+    """A failure after a stream has started, as the data of its ``error`` event."""
+    if isinstance(exc, OperationalError | SQLAlchemyTimeoutError):
+        # The same answer as a non-streamed request gets: 503, retry shortly.
+        log.warning("streamed turn lost the database", exc_info=exc)
+    elif not isinstance(exc, EXPECTED_FAILURES):
+        log.error("streamed turn failed", exc_info=exc)
+        return {"type": "internal_error", "message": INTERNAL_MESSAGE}
+    http = as_http(exc)
+    return {"type": error_type_for(http), "message": _message(http)}
+
+
+def openai_event_error(error: dict[str, str]) -> dict[str, Any]:
+    """An ``error`` event as the ``error`` of a final ``data:`` line of a /v1 stream."""
+    code = OPENAI_CODES.get(error["type"], error["type"])
+    kind = "rate_limit_error" if code == "rate_limit_exceeded" else "server_error"
+    return {"message": error["message"], "type": kind, "param": None, "code": code}
+
+
+def _on_openai_surface() -> bool:
+    return request.path == OPENAI_PREFIX or request.path.startswith(OPENAI_PREFIX + "/")
+
+
+def _openai_body(exc: HTTPException, status: int) -> dict[str, Any]:
+    if isinstance(exc, NotFound) and not isinstance(exc, GatewayError):
+        return openai_envelope(
+            status, f"Invalid URL ({request.method} {request.path})", code="unknown_url"
+        )
+    if isinstance(exc, MethodNotAllowed):
+        message = f"Invalid method for URL ({request.method} {request.path})"
+        return openai_envelope(status, message, code="method_not_allowed")
+    kind = error_type_for(exc)
+    code = getattr(exc, "openai_code", None) or OPENAI_CODES.get(kind, kind)
+    return openai_envelope(status, _message(exc), code=code, param=getattr(exc, "param", None))
+
+
+def error_response(exc: BaseException) -> Response:
+    """The one place an exception becomes an error response: status, body and headers."""
+    http = as_http(exc)
+    status = http.code or 500
+    if _on_openai_surface():
+        body = _openai_body(http, status)
     else:
-        message = exc.description or exc.name
-    details = getattr(exc, "details", None)
-    response = jsonify(envelope(error_type_for(exc), message, details))
-    response.status_code = code
-    for name, value in getattr(exc, "extra_headers", {}).items():
+        body = envelope(error_type_for(http), _message(http), getattr(http, "details", None))
+    response = jsonify(body)
+    response.status_code = status
+    for name, value in getattr(http, "extra_headers", {}).items():
         response.headers[name] = value
-    if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
-        response.headers["Allow"] = ", ".join(exc.valid_methods)
+    if isinstance(http, MethodNotAllowed) and http.valid_methods:
+        response.headers["Allow"] = ", ".join(http.valid_methods)
     return response
 
 
-def _handle_validation_error(exc: PydanticValidationError) -> Response:
+def _openai_param(loc: tuple[Any, ...]) -> str:
+    """A pydantic location as OpenAI writes a param: ``messages[0].content``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _validation_error(exc: PydanticValidationError) -> Response:
+    """422 with every field's problem; under ``/v1`` OpenAI's 400 naming the first one."""
+    problems = exc.errors(include_url=False, include_input=False)
+    if _on_openai_surface():
+        field = _openai_param(problems[0]["loc"])
+        message = f"{field}: {problems[0]['msg']}"
+        response = jsonify(openai_envelope(400, message, code=None, param=field))
+        response.status_code = 400
+        return response
     details = [
-        {"field": ".".join(str(p) for p in err["loc"]), "message": err["msg"]}
-        for err in exc.errors(include_url=False, include_input=False)
+        {"field": ".".join(str(p) for p in err["loc"]), "message": err["msg"]} for err in problems
     ]
-    return _handle_http_exception(ValidationFailed(details=details))
+    return error_response(ValidationFailed(details=details))
 
 
-def _handle_database_unavailable(exc: Exception) -> Response:
-    current_app.logger.warning("database unavailable: %s", type(exc).__name__)
-    return _handle_http_exception(ServiceUnavailable("The database is unavailable; retry shortly."))
+def _database_unavailable(exc: Exception) -> Response:
+    log.warning("database unavailable: %s", type(exc).__name__)
+    return error_response(exc)
+
+
+def register_error_handlers(app: Flask) -> None:
+    """HTTP errors, validation, domain failures and a lost database: all through one path."""
+    app.register_error_handler(HTTPException, error_response)
+    app.register_error_handler(PydanticValidationError, _validation_error)
+    app.register_error_handler(ProviderError, error_response)
+    app.register_error_handler(ToolUnavailable, error_response)
+    app.register_error_handler(OperationalError, _database_unavailable)
+    app.register_error_handler(SQLAlchemyTimeoutError, _database_unavailable)

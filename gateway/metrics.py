@@ -14,6 +14,7 @@ from prometheus_client import (
     multiprocess,
 )
 
+from gateway.openapi import Reply, operation
 from gateway.services import get_services
 
 HTTP_REQUESTS = Counter(
@@ -53,6 +54,11 @@ bp = Blueprint("metrics", __name__)
 
 
 @bp.get("/metrics")
+@operation(
+    "Prometheus metrics",
+    responses={200: Reply(media={"text/plain": {"schema": {"type": "string"}}})},
+    public=True,
+)
 def metrics() -> Response:
     """Every worker's samples when PROMETHEUS_MULTIPROC_DIR is set (gunicorn), else this one's."""
     if get_services().settings.http.metrics_dir:

@@ -1,492 +1,353 @@
-"""The OpenAPI 3.1 document at /openapi.json: request schemas come from the pydantic models."""
+"""The API boundary, declared once: views name their models, `/openapi.json` is built from them.
+
+A view declares its operation with ``@operation(...)`` under its route decorator: the request body,
+query and header models, the response models by status, and the error statuses it can answer
+with. The document is generated from the app's URL map and those declarations through pydantic's
+JSON Schema (``models_json_schema``): every model is a component, so every ``$ref`` resolves from
+the document root.
+"""
 
 from __future__ import annotations
 
-import functools
-from typing import Any
+import dataclasses
+import re
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
 
-from flask import Blueprint
+from flask import Blueprint, Flask, current_app
 from flask.typing import ResponseReturnValue
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import models_json_schema
 
-from gateway.auth.schemas import Credentials, LoginRequest, LogoutRequest, NewApiKey
-from gateway.chat.schemas import ChatBody, ConversationPatch
-from gateway.compat.completions import CompletionRequest
+from gateway.errors import OPENAI_PREFIX
 from gateway.services import get_services
 
-bp = Blueprint("openapi", __name__)
+F = TypeVar("F", bound=Callable[..., Any])
 
-ERROR = {
-    "type": "object",
-    "required": ["error"],
-    "properties": {
-        "error": {
+REF = "#/components/schemas/{model}"
+# Werkzeug's URL converters as JSON Schema.
+CONVERTERS = {"uuid": {"type": "string", "format": "uuid"}, "int": {"type": "integer"}}
+
+
+class ErrorDetail(BaseModel):
+    type: str = Field(description="Stable snake_case name of the failure.")
+    message: str
+    details: Any = Field(default=None, description="Per-field problems of a 422.")
+
+
+class Error(BaseModel):
+    """Every error outside ``/v1``: ``{"error": {"type", "message", "details"?}}``."""
+
+    error: ErrorDetail
+
+
+class OpenAIErrorDetail(BaseModel):
+    message: str
+    type: str = Field(description="OpenAI's type: invalid_request_error, server_error...")
+    param: str | None
+    code: str | None
+
+
+class OpenAIError(BaseModel):
+    """Every error under ``/v1``, in OpenAI's shape."""
+
+    error: OpenAIErrorDetail
+
+
+class Document(BaseModel):
+    """A JSON object whose shape another document defines."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One response: a JSON model, a ``text/event-stream`` alternative, other media types.
+
+    ``stream`` describes one Server-Sent Event (OpenAPI 3.1: the media type's schema is the
+    schema of each event, an object with ``event``, ``data``, ``id``, ``retry``).
+    """
+
+    json: type[BaseModel] | None = None
+    description: str = "OK"
+    stream: type[BaseModel] | None = None
+    media: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+NO_CONTENT = Reply(description="Done")
+
+
+@dataclass(frozen=True)
+class Operation:
+    summary: str
+    responses: Mapping[int, type[BaseModel] | Reply]
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    headers: type[BaseModel] | None = None
+    errors: tuple[int, ...] = ()
+    public: bool = False
+
+
+def operation(
+    summary: str,
+    *,
+    responses: Mapping[int, type[BaseModel] | Reply],
+    body: type[BaseModel] | None = None,
+    query: type[BaseModel] | None = None,
+    headers: type[BaseModel] | None = None,
+    errors: Iterable[int] = (),
+    public: bool = False,
+) -> Callable[[F], F]:
+    """Declare a view's boundary; put it under the route decorator.
+
+    ``errors`` lists the statuses the view answers with besides the ones every operation of
+    its kind has (401 unless ``public``; 400, 413, 415 and 422 with a ``body``).
+    """
+
+    def declare(view: F) -> F:
+        view.__openapi__ = Operation(  # type: ignore[attr-defined]
+            summary,
+            responses,
+            body=body,
+            query=query,
+            headers=headers,
+            errors=tuple(errors),
+            public=public,
+        )
+        return view
+
+    return declare
+
+
+def declared(view: Callable[..., Any]) -> Operation | None:
+    return getattr(view, "__openapi__", None)
+
+
+NO_NUL = "^[^\\x00]*$"
+# Any JSON value without NUL in its strings or keys (gateway.requests refuses the whole body).
+JSON_VALUE = "JsonValue"
+_JSON_VALUE_SCHEMA = {
+    "description": "Any JSON value; no string or key in it may hold NUL (\\u0000).",
+    "anyOf": [
+        {"type": ["number", "boolean", "null"]},
+        {"type": "string", "pattern": NO_NUL},
+        {"type": "array", "items": {"$ref": REF.format(model=JSON_VALUE)}},
+        {
             "type": "object",
-            "required": ["type", "message"],
-            "properties": {
-                "type": {"type": "string"},
-                "message": {"type": "string"},
-                "details": {},
-            },
-        }
-    },
-}
-OPENAI_ERROR = {
-    "type": "object",
-    "required": ["error"],
-    "properties": {
-        "error": {
-            "type": "object",
-            "required": ["message", "type"],
-            "properties": {"message": {"type": "string"}, "type": {"type": "string"}},
-        }
-    },
-}
-TOKENS = {
-    "type": "object",
-    "required": ["access_token", "refresh_token", "token_type", "expires_in"],
-    "properties": {
-        "access_token": {"type": "string"},
-        "refresh_token": {"type": "string"},
-        "token_type": {"const": "Bearer"},
-        "expires_in": {"type": "integer"},
-    },
-}
-USER = {
-    "type": "object",
-    "required": ["id", "email", "role", "created_at"],
-    "properties": {
-        "id": {"type": "string", "format": "uuid"},
-        "email": {"type": "string"},
-        "role": {"enum": ["user", "admin"]},
-        "created_at": {"type": "string"},
-    },
-}
-API_KEY = {
-    "type": "object",
-    "required": ["id", "name", "prefix", "created_at"],
-    "properties": {
-        "id": {"type": "string", "format": "uuid"},
-        "name": {"type": "string"},
-        "prefix": {"type": "string"},
-        "key": {"type": "string", "description": "Shown once, at creation."},
-        "created_at": {"type": "string"},
-        "last_used_at": {"type": ["string", "null"]},
-        "expires_at": {"type": ["string", "null"]},
-    },
-}
-CONVERSATION = {
-    "type": "object",
-    "required": ["id", "title", "created_at", "updated_at"],
-    "properties": {
-        "id": {"type": "string", "format": "uuid"},
-        "title": {"type": "string"},
-        "created_at": {"type": "string"},
-        "updated_at": {"type": "string"},
-    },
-}
-MESSAGE = {
-    "type": "object",
-    "required": ["id", "role", "content", "status", "created_at"],
-    "properties": {
-        "id": {"type": "string", "format": "uuid"},
-        "role": {"enum": ["user", "assistant", "tool"]},
-        "content": {"type": "array", "items": {"type": "object"}},
-        "status": {"enum": ["pending", "complete", "failed", "incomplete"]},
-        "created_at": {"type": "string"},
-    },
-}
-CHAT_RESULT = {
-    "type": "object",
-    "required": ["conversation_id", "message", "tool_calls", "routing", "usage", "provider"],
-    "properties": {
-        "conversation_id": {"type": ["string", "null"]},
-        "user_message_id": {"type": ["string", "null"]},
-        "message": {
-            "type": "object",
-            "required": ["id", "role", "content", "status"],
-            "properties": {
-                "id": {"type": ["string", "null"]},
-                "role": {"const": "assistant"},
-                "content": {"type": "string"},
-                "status": {"enum": ["complete", "incomplete"]},
-            },
+            "propertyNames": {"pattern": NO_NUL},
+            "additionalProperties": {"$ref": REF.format(model=JSON_VALUE)},
         },
-        "tool_calls": {"type": "array", "items": {"type": "object"}},
-        "routing": {"type": ["object", "null"]},
-        "usage": {
-            "type": "object",
-            "properties": {
-                "input_tokens": {"type": "integer"},
-                "output_tokens": {"type": "integer"},
-            },
-        },
-        "provider": {"type": "string"},
-        "model": {"type": "string"},
-        "stop_reason": {"type": "string"},
-    },
+    ],
 }
-SERVER = {
-    "type": "object",
-    "required": ["name", "transport", "state", "tool_count"],
-    "properties": {
-        "name": {"type": "string"},
-        "transport": {"enum": ["stdio", "streamable-http", "sse"]},
-        "state": {"enum": ["ready", "starting", "unavailable", "disabled"]},
-        "tool_count": {"type": "integer"},
-    },
-}
-
-
-def _obj(**properties: Any) -> dict[str, Any]:
-    return {"type": "object", "required": list(properties), "properties": properties}
 
 
 def _no_nul(schema: Any) -> Any:
-    """Strings in JSON bodies may not hold NUL (PostgreSQL text cannot): say so in the schema."""
-    if isinstance(schema, dict):
-        schema = {key: _no_nul(value) for key, value in schema.items()}
-        if schema.get("type") == "string" and "pattern" not in schema:
-            schema["pattern"] = "^[^\\x00]*$"
-    elif isinstance(schema, list):
-        schema = [_no_nul(item) for item in schema]
+    """Requests may not hold NUL (PostgreSQL text cannot): say so in every string and key."""
+    if isinstance(schema, list):
+        return [_no_nul(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    if not schema or schema == {"additionalProperties": True}:
+        return {"$ref": REF.format(model=JSON_VALUE)}
+    schema = {
+        key: value if key in ("properties", "$defs") else _no_nul(value)
+        for key, value in schema.items()
+    }
+    if "properties" in schema:
+        schema["properties"] = {name: _no_nul(prop) for name, prop in schema["properties"].items()}
+    if schema.get("type") == "string" and "pattern" not in schema and "enum" not in schema:
+        schema["pattern"] = NO_NUL
+    if schema.get("type") == "object":
+        schema.setdefault("propertyNames", {"pattern": NO_NUL})
+        if schema.get("additionalProperties", True) is True:
+            schema["additionalProperties"] = {"$ref": REF.format(model=JSON_VALUE)}
     return schema
 
 
-def _body(model: type[BaseModel]) -> dict[str, Any]:
-    return {
-        "required": True,
-        "content": {"application/json": {"schema": _no_nul(model.model_json_schema())}},
-    }
+def _refs(schema: Any) -> Iterable[str]:
+    if isinstance(schema, dict):
+        ref = schema.get("$ref")
+        if isinstance(ref, str):
+            yield ref.rsplit("/", 1)[-1]
+        for value in schema.values():
+            yield from _refs(value)
+    elif isinstance(schema, list):
+        for item in schema:
+            yield from _refs(item)
 
 
-def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
+class _Schemas:
+    """Every model of every operation as a component; request models tell NUL is refused."""
+
+    def __init__(self, operations: Iterable[Operation], *, openai: bool) -> None:
+        requests: set[type[BaseModel]] = set()
+        responses: set[type[BaseModel]] = {Error, OpenAIError} if openai else {Error}
+        for op in operations:
+            requests.update(m for m in (op.body, op.query, op.headers) if m is not None)
+            for reply in op.responses.values():
+                if not isinstance(reply, Reply):
+                    reply = Reply(reply)
+                responses.update(m for m in (reply.json, reply.stream) if m is not None)
+        keyed: list[tuple[type[BaseModel], Literal["validation", "serialization"]]] = [
+            *((m, "validation") for m in sorted(requests, key=lambda m: m.__name__)),
+            *((m, "serialization") for m in sorted(responses, key=lambda m: m.__name__)),
+        ]
+        self.refs, defs = models_json_schema(keyed, ref_template=REF)
+        self.components: dict[str, Any] = defs.get("$defs", {})
+        # Request-side components, and all they refer to, refuse NUL in strings.
+        pending = [self.name(m, "validation") for m in requests]
+        seen: set[str] = set()
+        while pending:
+            name = pending.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            pending.extend(_refs(self.components[name]))
+        for name in seen:
+            self.components[name] = _no_nul(self.components[name])
+        self.components[JSON_VALUE] = _JSON_VALUE_SCHEMA
+
+    def ref(self, model: type[BaseModel], mode: Literal["validation", "serialization"]) -> Any:
+        return self.refs[(model, mode)]
+
+    def name(self, model: type[BaseModel], mode: Literal["validation", "serialization"]) -> str:
+        return str(self.ref(model, mode)["$ref"]).rsplit("/", 1)[-1]
+
+    def parameters(self, model: type[BaseModel], where: str) -> list[dict[str, Any]]:
+        """A query or header model's fields as parameters; absent is how they say None."""
+        schema = self.components[self.name(model, "validation")]
+        required = set(schema.get("required", ()))
+        return [
+            {
+                "name": name,
+                "in": where,
+                "required": name in required,
+                "schema": _without_null(prop),
+                **({"description": prop["description"]} if "description" in prop else {}),
+            }
+            for name, prop in schema.get("properties", {}).items()
+        ]
 
 
-def _errors(*codes: int, openai: bool = False) -> dict[str, Any]:
-    schema = OPENAI_ERROR if openai else ERROR
-    return {str(code): _json(schema, "Error") for code in codes}
+def _without_null(prop: dict[str, Any]) -> dict[str, Any]:
+    schema = {k: v for k, v in prop.items() if k not in ("title", "description", "default")}
+    branches = [b for b in schema.pop("anyOf", ()) if b != {"type": "null"}]
+    if len(branches) == 1:
+        schema.update(branches[0])
+    elif branches:
+        schema["anyOf"] = branches
+    return schema
 
 
-def _op(
-    summary: str,
-    responses: dict[str, Any],
-    *,
-    body: type[BaseModel] | None = None,
-    public: bool = False,
-    params: list[dict[str, Any]] | None = None,
-    errors: tuple[int, ...] = (),
-    openai: bool = False,
-) -> dict[str, Any]:
-    operation: dict[str, Any] = {"summary": summary, "responses": responses}
-    if body is not None:
-        operation["requestBody"] = _body(body)
-    if params:
-        operation["parameters"] = params
-    codes = set(errors)
-    if not public:
-        codes |= {401}
-    if body is not None:
-        codes |= {400, 413, 415, 422}
-    operation["responses"].update(_errors(*sorted(codes), openai=openai))
-    if public:
-        operation["security"] = []
-    return operation
-
-
-def _path_id(name: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "path",
-        "required": True,
-        "schema": {"type": "string", "format": "uuid"},
-    }
-
-
-def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "schema": schema}
-
-
-PAGE = [_query("limit", {"type": "integer", "minimum": 1}), _query("cursor", {"type": "string"})]
-SERVER_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-NO_CONTENT = {"204": {"description": "Done"}}
-SSE = {"text/event-stream": {"schema": {"type": "string"}}}
-
-
-def _paths(development: bool) -> dict[str, Any]:
-    chat_ok = _json(CHAT_RESULT)
-    chat_ok["content"].update(SSE)
-    paths: dict[str, Any] = {
-        "/health": {
-            "get": _op("Liveness", {"200": _json(_obj(status={"const": "ok"}))}, public=True)
-        },
-        "/health/ready": {
-            "get": _op(
-                "Readiness: the database (and MCP server states)",
-                {"200": _json({"type": "object"})},
-                public=True,
-                errors=(503,),
-            )
-        },
-        "/openapi.json": {
-            "get": _op("This document", {"200": _json({"type": "object"})}, public=True)
-        },
-        "/metrics": {
-            "get": _op(
-                "Prometheus metrics",
-                {
-                    "200": {
-                        "description": "OK",
-                        "content": {"text/plain": {"schema": {"type": "string"}}},
-                    }
-                },
-                public=True,
-            )
-        },
-        "/auth/register": {
-            "post": _op(
-                "Create an account",
-                {"201": _json(USER)},
-                body=Credentials,
-                public=True,
-                errors=(403, 409),
-            )
-        },
-        "/auth/login": {
-            "post": _op(
-                "Log in", {"200": _json(TOKENS)}, body=LoginRequest, public=True, errors=(401, 429)
-            )
-        },
-        "/auth/refresh": {"post": _op("New tokens for a refresh token", {"200": _json(TOKENS)})},
-        "/auth/logout": {
-            "post": _op("Revoke the presented tokens", NO_CONTENT, body=LogoutRequest)
-        },
-        "/auth/me": {"get": _op("The caller", {"200": _json(USER)})},
-        "/auth/keys": {
-            "get": _op(
-                "List API keys", {"200": _json(_obj(keys={"type": "array", "items": API_KEY}))}
-            ),
-            "post": _op("Create an API key", {"201": _json(API_KEY)}, body=NewApiKey),
-        },
-        "/auth/keys/{key_id}": {
-            "delete": _op(
-                "Revoke an API key", NO_CONTENT, params=[_path_id("key_id")], errors=(404,)
-            )
-        },
-        "/admin/users": {
-            "get": _op(
-                "Every account (admin)",
-                {"200": _json(_obj(users={"type": "array", "items": USER}))},
-                errors=(403,),
-            )
-        },
-        "/mcp/servers": {
-            "get": _op(
-                "MCP server states",
-                {"200": _json(_obj(servers={"type": "array", "items": SERVER}))},
-            )
-        },
-        "/mcp/servers/{name}/tools": {
-            "get": _op(
-                "A server's tools and their pinning state (admin)",
-                {"200": _json({"type": "object"})},
-                params=[SERVER_NAME],
-                errors=(403, 404),
-            )
-        },
-        "/mcp/servers/{name}/approve": {
-            "post": _op(
-                "Approve changed tool definitions (admin)",
-                {"200": _json({"type": "object"})},
-                params=[SERVER_NAME],
-                errors=(403, 404),
-            )
-        },
-        "/mcp/reload": {
-            "post": _op(
-                "Re-read the MCP config file (admin)",
-                {"200": _json({"type": "object"})},
-                errors=(403, 422),
-            )
-        },
-        "/chat": {
-            "post": _op(
-                "Post a message: JSON answer, or SSE with stream=true",
-                {"200": chat_ok},
-                body=ChatBody,
-                params=[
-                    {
-                        "name": "Idempotency-Key",
-                        "in": "header",
-                        "required": False,
-                        "schema": {"type": "string"},
-                    }
-                ],
-                errors=(404, 409, 429, 502, 503, 504),
-            )
-        },
-        "/models": {
-            "get": _op("Configured providers and models", {"200": _json({"type": "object"})})
-        },
-        "/conversations": {
-            "get": _op(
-                "Conversations, newest first",
-                {
-                    "200": _json(
-                        _obj(
-                            conversations={"type": "array", "items": CONVERSATION},
-                            next_cursor={"type": ["string", "null"]},
-                        )
-                    )
-                },
-                params=PAGE,
-                errors=(400,),
-            )
-        },
-        "/conversations/{conversation_id}": {
-            "get": _op(
-                "A conversation with a page of its messages",
-                {
-                    "200": _json(
-                        {
-                            **CONVERSATION,
-                            "properties": {
-                                **CONVERSATION["properties"],
-                                "messages": {"type": "array", "items": MESSAGE},
-                            },
-                        }
-                    )
-                },
-                params=[_path_id("conversation_id"), *PAGE],
-                errors=(400, 404),
-            ),
-            "patch": _op(
-                "Rename",
-                {"200": _json(CONVERSATION)},
-                body=ConversationPatch,
-                params=[_path_id("conversation_id")],
-                errors=(404,),
-            ),
-            "delete": _op(
-                "Delete (409 conversation_busy while one of its turns runs)",
-                NO_CONTENT,
-                params=[_path_id("conversation_id")],
-                errors=(404, 409),
-            ),
-        },
-        "/conversations/{conversation_id}/export": {
-            "get": _op(
-                "Download as JSON or Markdown",
-                {
-                    "200": {
-                        "description": "OK",
-                        "content": {
-                            "application/json": {"schema": {"type": "object"}},
-                            "text/markdown": {"schema": {"type": "string"}},
-                        },
-                    }
-                },
-                params=[
-                    _path_id("conversation_id"),
-                    _query("format", {"enum": ["json", "markdown"]}),
-                ],
-                errors=(400, 404),
-            )
-        },
-        "/v1/models": {
-            "get": _op(
-                "OpenAI-compatible model list", {"200": _json({"type": "object"})}, openai=True
-            )
-        },
-        "/v1/models/{model_id}": {
-            "get": _op(
-                "One model of the OpenAI-compatible list (404 model_not_found)",
-                {"200": _json({"type": "object"})},
-                params=[
-                    {
-                        "name": "model_id",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "string"},
-                    }
-                ],
-                errors=(404,),
-                openai=True,
-            )
-        },
-        "/v1/chat/completions": {
-            "post": _op(
-                "OpenAI-compatible chat completion: MCP tools run server-side, client tools "
-                "come back as tool_calls (docs/openai-compatibility.md)",
-                {
-                    "200": {
-                        "description": "OK",
-                        "content": {"application/json": {"schema": {"type": "object"}}, **SSE},
-                    }
-                },
-                body=CompletionRequest,
-                errors=(400, 404, 429, 502, 503, 504),
-                openai=True,
-            )
-        },
-    }
-    paths.update(_mcp_endpoint_paths())
-    if development:
-        paths["/auth/dev-token"] = {
-            "post": _op(
-                "A token for the mock user (development only)", {"200": _json(TOKENS)}, public=True
-            )
+def _path(rule: str) -> tuple[str, list[dict[str, Any]]]:
+    """A werkzeug rule as an OpenAPI path, and its path parameters."""
+    params = [
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": CONVERTERS.get(converter or "", {"type": "string"}),
         }
-    return paths
+        for converter, name in re.findall(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>", rule)
+    ]
+    return re.sub(r"<(?:\w+(?:\([^)]*\))?:)?(\w+)>", r"{\1}", rule), params
 
 
-def _mcp_endpoint_paths() -> dict[str, Any]:
-    """``/mcp`` speaks MCP Streamable HTTP (JSON-RPC bodies), described by the MCP spec."""
-    any_body = {"schema": {}}
-    mcp = {"application/json": any_body, "text/event-stream": {"schema": {"type": "string"}}}
-    answers = {
-        str(code): {"description": text, "content": mcp}
-        for code, text in (
-            (200, "A JSON-RPC response, or an SSE stream of messages"),
-            (202, "Accepted (a notification)"),
-            (400, "Not a valid MCP request (JSON-RPC error body)"),
-            (404, "Unknown session"),
-            (405, "Method not allowed for this protocol version"),
-            (406, "The Accept header does not allow the answer"),
-            (413, "Body too large"),
-            (415, "Not application/json"),
-            (422, "Invalid request (JSON-RPC error body)"),
-            (503, "Too many open streams on this worker"),
+def _content(schemas: _Schemas, reply: type[BaseModel] | Reply) -> dict[str, Any]:
+    if not isinstance(reply, Reply):
+        reply = Reply(reply)
+    out: dict[str, Any] = {"description": reply.description}
+    content: dict[str, Any] = {}
+    if reply.json is not None:
+        content["application/json"] = {"schema": schemas.ref(reply.json, "serialization")}
+    if reply.stream is not None:
+        content["text/event-stream"] = {"schema": schemas.ref(reply.stream, "serialization")}
+    content.update({media: dict(spec) for media, spec in reply.media.items()})
+    if content:
+        out["content"] = content
+    if reply.headers:
+        out["headers"] = {
+            name: {"description": text, "schema": {"type": "string"}}
+            for name, text in reply.headers.items()
+        }
+    return out
+
+
+def _operation(
+    schemas: _Schemas,
+    op: Operation,
+    path_params: list[dict[str, Any]],
+    *,
+    method: str,
+    openai: bool,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"summary": op.summary}
+    if method in ("get", "delete"):
+        # One view may serve several methods (``/mcp``): only the others read a body.
+        op = dataclasses.replace(op, body=None)
+    params = list(path_params)
+    if op.query is not None:
+        params += schemas.parameters(op.query, "query")
+    if op.headers is not None:
+        params += schemas.parameters(op.headers, "header")
+    if params:
+        out["parameters"] = params
+    if op.body is not None:
+        out["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": schemas.ref(op.body, "validation")}},
+        }
+    responses = {str(status): _content(schemas, reply) for status, reply in op.responses.items()}
+    codes = set(op.errors)
+    if not op.public:
+        codes.add(401)
+    if op.body is not None:
+        codes |= {400, 413, 415, 422}
+    error = schemas.ref(OpenAIError if openai else Error, "serialization")
+    for code in sorted(codes):
+        responses.setdefault(
+            str(code),
+            {"description": "Error", "content": {"application/json": {"schema": error}}},
         )
-    }
-    operation = _op("MCP Streamable HTTP endpoint (2025-11-25 and 2026-07-28)", answers)
-    metadata = _op(
-        "OAuth protected-resource metadata for /mcp (RFC 9728)",
-        {"200": _json({"type": "object"})},
-        public=True,
-    )
-    return {
-        "/mcp": {"post": operation, "delete": operation},
-        "/mcp/calls": {
-            "get": _op(
-                "Calls made through /mcp, latest first, with totals (admin)",
-                {"200": _json(_obj(calls={"type": "array"}, totals={"type": "array"}))},
-                params=[
-                    _query("user_id", {"type": "string", "format": "uuid"}),
-                    _query("server", {"type": "string"}),
-                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
-                ],
-                errors=(403, 422),
-            )
-        },
-        "/.well-known/oauth-protected-resource": {"get": metadata},
-        "/.well-known/oauth-protected-resource/mcp": {"get": metadata},
-    }
+    out["responses"] = responses
+    if op.public:
+        out["security"] = []
+    return out
 
 
-@functools.cache
-def document(development: bool) -> dict[str, Any]:
+def _is_openai(path: str) -> bool:
+    return path == OPENAI_PREFIX or path.startswith(OPENAI_PREFIX + "/")
+
+
+def build_document(
+    app: Flask, *, restrict: Callable[[dict[str, Any]], None] | None = None
+) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of ``app``'s routes; a route without ``@operation`` is an error.
+
+    ``restrict`` may narrow component schemas to what this deployment accepts (its providers).
+    """
+    routes: list[tuple[str, list[dict[str, Any]], str, Operation]] = []
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        op = declared(app.view_functions[rule.endpoint])
+        if op is None:
+            raise LookupError(f"{rule.rule} ({rule.endpoint}) declares no @operation")
+        path, params = _path(rule.rule)
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            routes.append((path, params, method.lower(), op))
+    ops = [op for *_, op in routes]
+    schemas = _Schemas(ops, openai=any(_is_openai(path) for path, *_ in routes))
+    paths: dict[str, dict[str, Any]] = {}
+    for path, params, method, op in sorted(routes, key=lambda r: r[0]):
+        paths.setdefault(path, {})[method] = _operation(
+            schemas, op, params, method=method, openai=_is_openai(path)
+        )
+    if restrict is not None:
+        restrict(schemas.components)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -495,12 +356,37 @@ def document(development: bool) -> dict[str, Any]:
             "description": "AI chat gateway with intelligent MCP routing. Errors: "
             '{"error": {"type", "message", "details"?}} (OpenAI shape under /v1).',
         },
-        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "components": {
+            "schemas": schemas.components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
         "security": [{"bearer": []}],
-        "paths": _paths(development),
+        "paths": paths,
     }
 
 
+def _configured_providers(components: dict[str, Any]) -> None:
+    """``provider`` of ``POST /chat`` is one this deployment has configured (else 422)."""
+    providers = sorted({row["provider"] for row in get_services().llm.list_models()})
+    chat = components.get("ChatBody", {}).get("properties", {})
+    if "provider" in chat:
+        chat["provider"] = {
+            "anyOf": [{"enum": providers}, {"type": "null"}],
+            "default": None,
+            "description": "One of the configured providers (GET /models).",
+        }
+
+
+bp = Blueprint("openapi", __name__)
+# Built once per app: routes and settings do not change while it runs.
+_documents: weakref.WeakKeyDictionary[Flask, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
 @bp.get("/openapi.json")
+@operation("This document", responses={200: Document}, public=True)
 def openapi() -> ResponseReturnValue:
-    return document(get_services().settings.mock_auth_enabled)
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    document = _documents.get(app)
+    if document is None:
+        document = _documents[app] = build_document(app, restrict=_configured_providers)
+    return document

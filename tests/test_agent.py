@@ -8,8 +8,9 @@ import time
 import pytest
 
 from gateway.agent import complete_turn, run_turn
-from gateway.errors import ToolUnavailable, UpstreamError
 from gateway.llm import ChatRequest, Message, ModelPrice, wire_name
+from gateway.llm.errors import UpstreamError
+from gateway.mcp.errors import ToolUnavailable
 from gateway.tools import Tool, ToolResult
 from tests.fakes.fake_llm import Script, call_tool, call_tools, fail, reply
 from tests.fakes.llm_settings import APIS

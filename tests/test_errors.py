@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
 from flask import Blueprint, request
 from pydantic import BaseModel, ConfigDict
 from werkzeug.exceptions import Forbidden, TooManyRequests, Unauthorized
 
+import gateway
 from gateway import create_app
-from gateway.errors import ServiceUnavailable, UpstreamError, UpstreamTimeout
+from gateway.errors import ServiceUnavailable
+from gateway.llm.errors import (
+    ProviderNotConfigured,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamTimeout,
+)
+from gateway.mcp.errors import ToolUnavailable
 from tests.conftest import test_settings
 
 
@@ -33,8 +44,15 @@ def _failing_routes() -> Blueprint:
             "502": UpstreamError("The provider 'openai' returned an error."),
             "503": ServiceUnavailable(),
             "504": UpstreamTimeout(),
+            "upstream-429": UpstreamRateLimited("Slow down, says the provider.", retry_after=30),
+            "no-provider": ProviderNotConfigured("The LLM provider 'x' is not configured."),
+            "tool": ToolUnavailable("MCP server 'time' is not running"),
             "500": RuntimeError("secret internals: password=hunter2"),
         }[kind]
+
+    @bp.get("/v1/raise/<kind>")
+    def raise_v1(kind: str):
+        return raise_(kind)
 
     return bp
 
@@ -124,3 +142,58 @@ def test_body_over_the_limit_is_a_413(error_client):
 
 def test_body_under_the_limit_is_served(error_client):
     assert error_client.post("/echo", json={"name": "ada"}).get_json() == {"name": "ada"}
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "error_type", "message"),
+    [
+        ("502", 502, "upstream_error", "The provider 'openai' returned an error."),
+        ("504", 504, "upstream_timeout", "The language model provider did not answer in time."),
+        ("upstream-429", 429, "rate_limit_exceeded", "Slow down, says the provider."),
+        ("no-provider", 422, "validation_error", "The LLM provider 'x' is not configured."),
+        ("tool", 503, "tool_unavailable", "MCP server 'time' is not running"),
+    ],
+)
+def test_domain_exceptions_get_their_status(error_client, kind, status, error_type, message):
+    """llm/ and mcp/ raise their own exceptions; the web layer gives each its status."""
+    error = assert_envelope(error_client.get(f"/raise/{kind}"), status, error_type)
+    assert error["message"] == message
+
+
+def test_upstream_retry_after_is_passed_on(error_client):
+    assert error_client.get("/raise/upstream-429").headers["Retry-After"] == "30"
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "openai_type", "code"),
+    [
+        ("401", 401, "invalid_request_error", "invalid_api_key"),
+        ("403", 403, "permission_error", "forbidden"),
+        ("upstream-429", 429, "rate_limit_error", "rate_limit_exceeded"),
+        ("502", 502, "server_error", "upstream_error"),
+        ("504", 504, "server_error", "upstream_timeout"),
+        ("500", 500, "server_error", "internal_server_error"),
+    ],
+)
+def test_the_same_path_writes_openai_errors_under_v1(error_client, kind, status, openai_type, code):
+    response = error_client.get(f"/v1/raise/{kind}")
+    assert response.status_code == status
+    error = response.get_json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert (error["type"], error["code"]) == (openai_type, code)
+    assert "hunter2" not in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("package", ["llm", "mcp"])
+def test_domain_layers_do_not_import_the_web_error_module(package):
+    """Exceptions below the web are their own: only the web layer knows HTTP statuses."""
+    imported = set()
+    for path in (Path(gateway.__file__).parent / package).glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+                imported.update(f"{node.module}.{alias.name}" for alias in node.names)
+            elif isinstance(node, ast.Import):
+                imported.update(alias.name for alias in node.names)
+    assert "gateway.errors" not in imported
+    assert "gateway.compat.errors" not in imported

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from gateway.errors import UpstreamError, UpstreamTimeout
 from gateway.llm import ChatRequest, Message, ToolCall, wire_name
+from gateway.llm.errors import UpstreamError, UpstreamTimeout
 from gateway.tools import Tool, ToolResult
 from tests.fakes.fake_llm import call_tool, fail, reply
 from tests.fakes.llm_settings import APIS, Providers, closed_url
@@ -112,7 +112,7 @@ def test_long_retry_after_fails_fast_instead_of_sleeping(providers, fake, api):
         providers(api, max_retries=2, max_retry_wait=5).complete(HELLO)
     assert time.perf_counter() - started < 2
     assert len(fake.requests) == 1
-    assert "rate limiting" in info.value.description
+    assert "rate limiting" in str(info.value)
 
 
 @pytest.mark.parametrize("api", APIS)
@@ -120,10 +120,10 @@ def test_upstream_error_names_provider_and_hides_vendor_text(providers, fake, ap
     fake.script(fail(500, error_message="secret vendor detail"))
     with caplog.at_level(logging.WARNING), pytest.raises(UpstreamError) as info:
         providers(api).complete(HELLO)
-    assert info.value.code == 502
-    assert ("Anthropic" if api == "anthropic" else "OpenAI") in info.value.description
-    assert "HTTP 500" in info.value.description
-    assert "secret vendor detail" not in info.value.description
+    assert type(info.value) is UpstreamError  # 502 (gateway.errors.DOMAIN_ERRORS)
+    assert ("Anthropic" if api == "anthropic" else "OpenAI") in str(info.value)
+    assert "HTTP 500" in str(info.value)
+    assert "secret vendor detail" not in str(info.value)
     assert "secret vendor detail" in caplog.text
 
 
@@ -132,9 +132,8 @@ def test_upstream_error_names_provider_and_hides_vendor_text(providers, fake, ap
 def test_slow_upstream_raises_upstream_timeout(providers, fake, api, stream):
     fake.script(reply("too late", delay=2))
     started = time.perf_counter()
-    with pytest.raises(UpstreamTimeout) as info:
+    with pytest.raises(UpstreamTimeout):
         _ask(providers(api, timeout=0.3), HELLO, stream)
-    assert info.value.code == 504
     assert time.perf_counter() - started < 1.5
 
 
@@ -155,8 +154,8 @@ def test_connection_refused_raises_upstream_error(api, stream):
             _ask(made(api, max_retries=0), HELLO, stream)
     finally:
         made.close()
-    assert info.value.code == 502
-    assert "Could not reach" in info.value.description
+    assert type(info.value) is UpstreamError
+    assert "Could not reach" in str(info.value)
 
 
 @pytest.mark.parametrize("api", APIS)
@@ -166,7 +165,7 @@ def test_stream_cut_midway_raises_upstream_error(providers, fake, api):
     with pytest.raises(UpstreamError) as info:
         for event in providers(api).stream(HELLO):
             events.append(event)
-    assert "incomplete" in info.value.description
+    assert "incomplete" in str(info.value)
     assert events and all(e.type == "text_delta" for e in events)
 
 

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from gateway.errors import ToolUnavailable
+from gateway.mcp.errors import ToolUnavailable
 from tests.fakes.mcp_helpers import free_port, http_server, server_config, wait_until
 
 

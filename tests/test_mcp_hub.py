@@ -10,8 +10,8 @@ import warnings
 
 import pytest
 
-from gateway.errors import ToolUnavailable
 from gateway.mcp import MCPHub, tool_fingerprint
+from gateway.mcp.errors import ToolUnavailable
 from gateway.mcp.process import is_alive
 from gateway.tools import Tool
 from tests.fakes.mcp_helpers import child_pids, server_config, wait_until

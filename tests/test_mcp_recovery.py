@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from gateway.errors import ToolUnavailable
 from gateway.mcp import MCPHub
+from gateway.mcp.errors import ToolUnavailable
 from gateway.mcp.wire import message_id, text_prefix
 from tests.fakes.mcp_helpers import FAKES, free_port, http_server, server_config, stop_process
 from tests.test_mcp_everything import everything  # noqa: F401  (the npm-installed server)

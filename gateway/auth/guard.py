@@ -13,21 +13,12 @@ from werkzeug.exceptions import Forbidden
 from gateway.auth.tokens import API_KEY_PREFIX, user_for_api_key
 from gateway.auth.users import ensure_mock_user
 from gateway.database import unit_of_work
-from gateway.errors import GatewayError
+from gateway.errors import AuthenticationRequired
 from gateway.extensions import db
 from gateway.models import User
 from gateway.services import get_services
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class AuthenticationRequired(GatewayError):
-    code = 401
-    error_type = "unauthorized"
-    description = "Authentication is required."
-
-    def __init__(self, description: str | None = None) -> None:
-        super().__init__(description, headers={"WWW-Authenticate": "Bearer"})
 
 
 def current_user() -> User:

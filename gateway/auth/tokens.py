@@ -8,12 +8,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from flask import jsonify
 from flask_jwt_extended import create_access_token, create_refresh_token, decode_token
 from sqlalchemy import delete, select
 from sqlalchemy.orm import joinedload
 
-from gateway.errors import NotFoundError, envelope
+from gateway.errors import AuthenticationRequired, NotFoundError, error_response
 from gateway.extensions import db, jwt
 from gateway.models import ApiKey, RevokedToken, User, utcnow
 
@@ -45,10 +44,7 @@ def jwt_config(settings: AuthSettings) -> dict[str, Any]:
 
 
 def _unauthorized(message: str) -> Response:
-    response = jsonify(envelope("unauthorized", message))
-    response.status_code = 401
-    response.headers["WWW-Authenticate"] = "Bearer"
-    return response
+    return error_response(AuthenticationRequired(message))
 
 
 def register_jwt_callbacks(app: Flask) -> None:

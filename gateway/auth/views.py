@@ -12,6 +12,7 @@ from flask_jwt_extended import get_current_user, get_jwt, verify_jwt_in_request
 from gateway.auth import schemas, throttle, tokens, users
 from gateway.auth.guard import AuthenticationRequired, admin_required, current_user, login_required
 from gateway.models import ApiKey, User
+from gateway.openapi import NO_CONTENT, operation
 from gateway.services import get_services
 from gateway.settings import AuthSettings
 
@@ -45,6 +46,13 @@ def api_key_json(key: ApiKey) -> dict[str, Any]:
 
 
 @bp.post("/register")
+@operation(
+    "Create an account",
+    body=schemas.Credentials,
+    responses={201: schemas.Account},
+    errors=(403, 409),
+    public=True,
+)
 def register() -> ResponseReturnValue:
     if not _settings().allow_registration:
         raise users.RegistrationClosed()
@@ -53,6 +61,13 @@ def register() -> ResponseReturnValue:
 
 
 @bp.post("/login")
+@operation(
+    "Log in",
+    body=schemas.LoginRequest,
+    responses={200: schemas.Tokens},
+    errors=(401, 429),
+    public=True,
+)
 def login() -> ResponseReturnValue:
     body = schemas.LoginRequest.model_validate(request.get_json())
     email = users.normalize_email(body.email)
@@ -67,6 +82,7 @@ def login() -> ResponseReturnValue:
 
 
 @bp.post("/refresh")
+@operation("New tokens for a refresh token", responses={200: schemas.Tokens})
 def refresh() -> ResponseReturnValue:
     """Trade a refresh token for a new pair; the old refresh token is revoked (rotation)."""
     verify_jwt_in_request(refresh=True)
@@ -76,6 +92,7 @@ def refresh() -> ResponseReturnValue:
 
 
 @bp.post("/logout")
+@operation("Revoke the presented tokens", body=schemas.LogoutRequest, responses={204: NO_CONTENT})
 def logout() -> ResponseReturnValue:
     """Revoke the access token presented, and the refresh token in the body if any."""
     verify_jwt_in_request()
@@ -90,12 +107,14 @@ def logout() -> ResponseReturnValue:
 
 
 @bp.get("/me")
+@operation("The caller", responses={200: schemas.Account})
 @login_required
 def me() -> ResponseReturnValue:
     return user_json(current_user())
 
 
 @bp.post("/keys")
+@operation("Create an API key", body=schemas.NewApiKey, responses={201: schemas.CreatedApiKey})
 @login_required
 def create_key() -> ResponseReturnValue:
     body = schemas.NewApiKey.model_validate(request.get_json())
@@ -104,12 +123,14 @@ def create_key() -> ResponseReturnValue:
 
 
 @bp.get("/keys")
+@operation("List API keys", responses={200: schemas.ApiKeyList})
 @login_required
 def list_keys() -> ResponseReturnValue:
     return {"keys": [api_key_json(k) for k in tokens.list_api_keys(current_user())]}
 
 
 @bp.delete("/keys/<uuid:key_id>")
+@operation("Revoke an API key", responses={204: NO_CONTENT}, errors=(404,))
 @login_required
 def revoke_key(key_id: uuid.UUID) -> ResponseReturnValue:
     tokens.revoke_api_key(current_user(), key_id)
@@ -117,12 +138,18 @@ def revoke_key(key_id: uuid.UUID) -> ResponseReturnValue:
 
 
 @admin_bp.get("/users")
+@operation("Every account (admin)", responses={200: schemas.AccountList}, errors=(403,))
 @admin_required
 def list_users() -> ResponseReturnValue:
     return {"users": [user_json(u) for u in users.list_users()]}
 
 
 @dev_bp.post("/auth/dev-token")
+@operation(
+    "A token for the mock user (development only)",
+    responses={200: schemas.Tokens},
+    public=True,
+)
 def dev_token() -> ResponseReturnValue:
     """A real signed token for the mock user: registered in development only."""
     return tokens.issue_tokens(users.ensure_mock_user(), _settings())

@@ -14,9 +14,10 @@ from gateway.chat.busy import lock_idle
 from gateway.chat.history import replay, text_blocks
 from gateway.chat.recorder import Turn, TurnRecorder, UnstoredRecorder
 from gateway.database import unit_of_work
-from gateway.errors import UpstreamError, UpstreamTimeout, ValidationFailed
+from gateway.errors import ValidationFailed
 from gateway.extensions import db
 from gateway.llm import ChatEvent, ChatRequest, Message, ToolCall
+from gateway.llm.errors import UpstreamError, UpstreamTimeout
 from gateway.metrics import observe_tool_call, observe_turn
 from gateway.models import Conversation, ConversationMessage
 from gateway.routing import log_decision
@@ -157,7 +158,7 @@ def turn_events(
     try:
         yield from _run(turn, recorder, stream=stream, cancelled=cancelled)
     except (UpstreamError, UpstreamTimeout) as exc:
-        recorder.fail(exc.description or "The language model provider failed.")
+        recorder.fail(str(exc))
         raise
     except Exception:
         recorder.fail("The gateway failed to complete the turn.")

@@ -10,10 +10,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from flask import Response, current_app
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
-from gateway.errors import GatewayError, ServiceUnavailable
+from gateway.errors import event_error
 from gateway.services import get_services
 
 log = logging.getLogger(__name__)
@@ -52,17 +50,8 @@ def sse_response(source: EventSource, render: Renderer = named_events) -> Respon
             try:
                 for item in source(cancel.is_set):
                     events.put(item)
-            except GatewayError as exc:
-                events.put(("error", {"type": exc.error_type, "message": exc.description}))
-            except (OperationalError, SQLAlchemyTimeoutError):
-                # The same answer as a non-streamed request gets: 503, retry shortly.
-                log.warning("streamed turn lost the database", exc_info=True)
-                lost = ServiceUnavailable("The database is unavailable; retry shortly.")
-                events.put(("error", {"type": lost.error_type, "message": lost.description}))
-            except Exception:
-                log.exception("streamed turn failed")
-                message = "The server could not complete the request."
-                events.put(("error", {"type": "internal_error", "message": message}))
+            except Exception as exc:  # the stream has started: the failure is its last event
+                events.put(("error", event_error(exc)))
             finally:
                 events.put(_END)
 

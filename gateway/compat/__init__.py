@@ -1,4 +1,7 @@
-"""The OpenAI-compatible surface: ``/v1/chat/completions`` and ``/v1/models``."""
+"""The OpenAI-compatible surface: ``/v1/chat/completions`` and ``/v1/models``.
+
+Its errors are OpenAI's variant of the envelope, written by ``gateway.errors``.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +12,6 @@ if TYPE_CHECKING:
 
 
 def init_app(app: Flask) -> None:
-    from werkzeug.exceptions import MethodNotAllowed, NotFound
-
-    from gateway.compat.errors import routing_error
     from gateway.compat.views import bp
 
     app.register_blueprint(bp)
-    # Routing fails before a blueprint is chosen: these decide the shape by the path.
-    app.register_error_handler(NotFound, routing_error)
-    app.register_error_handler(MethodNotAllowed, routing_error)

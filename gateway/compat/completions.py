@@ -17,9 +17,8 @@ from gateway.chat.recorder import Turn
 from gateway.chat.schemas import ChatBody
 from gateway.chat.service import begin_turn, unstored_turn
 from gateway.compat import fields
-from gateway.compat.errors import CODES
 from gateway.compat.messages import to_history
-from gateway.errors import InvalidParameter, ModelNotFound, NotFoundError
+from gateway.errors import InvalidParameter, ModelNotFound, NotFoundError, openai_event_error
 from gateway.llm import wire_name
 from gateway.services import get_services
 
@@ -47,7 +46,14 @@ class ClientTool(BaseModel):
 
 
 class CompletionRequest(BaseModel):
-    """The fields the gateway consumes; every other field's fate is in ``compat.fields``."""
+    """The fields the gateway consumes; every other field's fate is in ``compat.fields``.
+
+    Rules beyond this schema (400 ``invalid_request_error`` naming the ``param``): the last
+    message is the user's or a tool result; a user message has some content; a tool message
+    names its ``tool_call_id``; content parts have a ``type``; ``n`` is 1; no ``logprobs``,
+    ``functions`` or ``function_call``; fields the answering provider cannot honour are refused
+    (docs/openai-compatibility.md).
+    """
 
     model_config = ConfigDict(extra="allow")
     model: str = Field(min_length=1, max_length=200)
@@ -207,7 +213,7 @@ def completion_chunks(
             # Not part of OpenAI's format: a comment keeps clients unaware and the line alive.
             yield f": {name} {data['server']}.{data['tool']}\n\n"
         elif name == "error":
-            yield f"data: {json.dumps({'error': openai_error_body(data)})}\n\n"
+            yield f"data: {json.dumps({'error': openai_event_error(data)})}\n\n"
             return
         elif name == "done":
             for index, call in enumerate(data.get("client_tool_calls") or ()):
@@ -236,13 +242,6 @@ def completion_chunks(
     yield "data: [DONE]\n\n"
 
 
-def openai_error_body(error: dict[str, Any]) -> dict[str, Any]:
-    """A failure after the stream started, as the ``error`` of a final ``data:`` line."""
-    code = CODES.get(error["type"], error["type"])
-    kind = "rate_limit_error" if code == "rate_limit_exceeded" else "server_error"
-    return {"message": error["message"], "type": kind, "param": None, "code": code}
-
-
 # Keeps the exchange as a conversation: "new", or the id of one of the caller's conversations.
 CONVERSATION_HEADER = "X-Conversation-Id"
 
@@ -254,7 +253,7 @@ def start_completion(request: CompletionRequest, headers: Mapping[str, str]) -> 
     anything is stored; the messages go to the model as sent, the last user message is the
     prompt the router and the conversation store see.
     """
-    _refuse_empty_user_message(request)
+    refuse_empty_user_message(request)
     provider, model = resolve_model(request.model)
     kinds = provider_kinds(provider)
     options = request.options()
@@ -290,7 +289,7 @@ def start_completion(request: CompletionRequest, headers: Mapping[str, str]) -> 
     return replace(turn, request_fields=fields_for_model)
 
 
-def _refuse_empty_user_message(request: CompletionRequest) -> None:
+def refuse_empty_user_message(request: CompletionRequest) -> None:
     """400 for a user message with nothing in it (no text, no image): Anthropic refuses empty
     text blocks, and a client's mistake must not come back as the provider's 502."""
     for index, message in enumerate(request.messages):

@@ -12,7 +12,9 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from gateway.errors import GatewayError
+from werkzeug.exceptions import HTTPException
+
+from gateway.llm.errors import ProviderError
 
 Event = tuple[str, dict[str, Any]]
 
@@ -26,7 +28,7 @@ class HeldStream:
     def __init__(self, source: Callable[[Callable[[], bool]], Iterator[Event]]) -> None:
         self._source = source
         self._answered = threading.Event()
-        self._failure: GatewayError | None = None
+        self._failure: HTTPException | ProviderError | None = None
 
     def __call__(self, cancelled: Callable[[], bool]) -> Iterator[Event]:
         try:
@@ -34,7 +36,7 @@ class HeldStream:
                 if name not in _BEFORE_ANSWER:
                     self._answered.set()
                 yield name, data
-        except GatewayError as exc:
+        except (HTTPException, ProviderError) as exc:
             if self._answered.is_set():
                 raise
             self._failure = exc

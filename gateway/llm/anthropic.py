@@ -12,8 +12,8 @@ import anthropic
 import httpx2
 
 from gateway.compat import fields
-from gateway.errors import GatewayError
 from gateway.llm import base
+from gateway.llm.errors import ProviderError
 from gateway.llm.types import (
     ChatEvent,
     ChatRequest,
@@ -191,7 +191,7 @@ class AnthropicProvider:
         params.update(map_options(request.options))
         return params
 
-    def _failure(self, exc: Exception) -> GatewayError:
+    def _failure(self, exc: Exception) -> ProviderError:
         if isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException):
             return base.timeout_failure(self.label, exc)
         if isinstance(exc, anthropic.APIConnectionError):

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.errors import GatewayError, UpstreamError, UpstreamRateLimited, UpstreamTimeout
+from gateway.llm.errors import ProviderError, UpstreamError, UpstreamRateLimited, UpstreamTimeout
 from gateway.tools import ToolResult
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ def _retry_after_seconds(headers: Any) -> float | None:
 
 def status_failure(
     label: str, status: int, vendor_text: str, headers: Mapping[str, str] | None = None
-) -> GatewayError:
+) -> ProviderError:
     """The error for an upstream HTTP error status; the vendor text only goes to the log.
 
     A 429 stays a 429 and keeps the upstream's ``Retry-After`` (RFC 9110 §10.2.3), so a
@@ -125,25 +125,25 @@ def status_failure(
     log.warning("%s returned HTTP %s: %s", label, status, vendor_text)
     if status == 429:
         wait = _retry_after_seconds(headers or {})
-        retry = {"Retry-After": str(max(1, round(wait)))} if wait is not None else {}
         return UpstreamRateLimited(
-            f"{label} is rate limiting requests; try again later.", headers=retry
+            f"{label} is rate limiting requests; try again later.",
+            retry_after=max(1, round(wait)) if wait is not None else None,
         )
     if status in (408, 504):
         return UpstreamTimeout(f"{label} did not answer in time.")
     return UpstreamError(f"{label} returned an error (HTTP {status}).")
 
 
-def timeout_failure(label: str, detail: object) -> GatewayError:
+def timeout_failure(label: str, detail: object) -> ProviderError:
     log.warning("%s timed out: %s", label, detail)
     return UpstreamTimeout(f"{label} did not answer in time.")
 
 
-def connection_failure(label: str, detail: object) -> GatewayError:
+def connection_failure(label: str, detail: object) -> ProviderError:
     log.warning("%s connection failed: %s", label, detail)
     return UpstreamError(f"Could not reach {label}.")
 
 
-def protocol_failure(label: str, detail: object) -> GatewayError:
+def protocol_failure(label: str, detail: object) -> ProviderError:
     log.warning("%s sent a response we could not use: %s", label, detail)
     return UpstreamError(f"{label} sent an incomplete or invalid response.")

@@ -13,8 +13,8 @@ import httpx2
 import openai
 from openai.types.chat import ChatCompletion
 
-from gateway.errors import GatewayError
 from gateway.llm import base
+from gateway.llm.errors import ProviderError
 from gateway.llm.types import (
     ChatEvent,
     ChatRequest,
@@ -213,7 +213,7 @@ class OpenAIProvider:
             params["extra_body"] = options
         return params
 
-    def _failure(self, exc: Exception) -> GatewayError:
+    def _failure(self, exc: Exception) -> ProviderError:
         if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException):
             return base.timeout_failure(self.label, exc)
         if isinstance(exc, openai.APIConnectionError):

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.errors import ValidationFailed
+from gateway.llm.errors import ProviderNotConfigured
 from gateway.llm.types import ModelPrice, Provider
 
 log = logging.getLogger(__name__)
@@ -166,7 +166,7 @@ class LLMRegistry:
         wanted = self.settings.default_provider
         if wanted == "auto":
             if not configured:
-                raise ValidationFailed("No language model provider is configured.")
+                raise ProviderNotConfigured("No language model provider is configured.")
             return configured[0]
         return wanted
 
@@ -174,7 +174,7 @@ class LLMRegistry:
         """The provider called ``name`` (default: the configured default)."""
         name = name or self.default_name
         if name not in self.settings.configured():
-            raise ValidationFailed(f"The LLM provider {name!r} is not configured.")
+            raise ProviderNotConfigured(f"The LLM provider {name!r} is not configured.")
         provider = self._providers.get(name)
         if provider is None:
             with self._lock:
@@ -203,7 +203,7 @@ class LLMRegistry:
         """Configured providers and their models for ``GET /models``; no upstream call."""
         try:
             default = self.default_name
-        except ValidationFailed:
+        except ProviderNotConfigured:
             default = None
         listed = {
             "anthropic": self.settings.anthropic_models,

@@ -30,8 +30,8 @@ from typing import Any
 
 from mcp import Client
 
-from gateway.errors import ToolUnavailable
 from gateway.mcp.config import ServerConfig
+from gateway.mcp.errors import ToolUnavailable
 from gateway.mcp.process import is_alive
 from gateway.mcp.session import (
     DISABLED,

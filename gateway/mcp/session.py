@@ -16,8 +16,8 @@ from mcp import Client, MCPError, StdioServerParameters, types
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
-from gateway.errors import ToolUnavailable
 from gateway.mcp.config import ServerConfig
+from gateway.mcp.errors import ToolUnavailable
 from gateway.mcp.process import StderrPump, find_child_pid, is_alive
 from gateway.mcp.results import to_result, to_tool
 from gateway.mcp.stdio import bounded_stdio_client

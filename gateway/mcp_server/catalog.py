@@ -20,9 +20,9 @@ from urllib.parse import quote, unquote, urlsplit
 from sqlalchemy import text
 
 from gateway.database import unit_of_work
-from gateway.errors import ToolUnavailable
 from gateway.extensions import db
 from gateway.limits import hit_rate_limit
+from gateway.mcp.errors import ToolUnavailable
 from gateway.metrics import observe_endpoint_call
 from gateway.models import EndpointCall
 from gateway.services import get_services
@@ -115,9 +115,7 @@ def call_tool(caller: Caller, name: str, arguments: dict[str, Any]) -> ToolResul
         try:
             result = get_services().mcp.call_tool(server, tool.name, arguments)
         except ToolUnavailable as exc:
-            return ToolResult.error(exc.description or "The MCP server is unavailable."), (
-                "unavailable"
-            )
+            return ToolResult.error(str(exc) or "The MCP server is unavailable."), ("unavailable")
         return result, "error" if result.is_error else "ok"
 
     return accounted(caller, "tools/call", server, name, arguments, run, _result_size)

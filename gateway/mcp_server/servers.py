@@ -9,14 +9,17 @@ from flask.typing import ResponseReturnValue
 
 from gateway.auth.guard import admin_required, current_user, login_required
 from gateway.catalog import pins
+from gateway.catalog.schemas import Approval, Reloaded, ServerList, ServerTools
 from gateway.errors import NotFoundError
 from gateway.mcp import tool_fingerprint
+from gateway.openapi import operation
 from gateway.services import get_services
 
 bp = Blueprint("mcp", __name__, url_prefix="/mcp")
 
 
 @bp.get("/servers")
+@operation("MCP server states", responses={200: ServerList})
 @login_required
 def list_servers() -> ResponseReturnValue:
     admin = current_user().is_admin
@@ -40,6 +43,11 @@ def list_servers() -> ResponseReturnValue:
 
 
 @bp.get("/servers/<name>/tools")
+@operation(
+    "A server's tools and their pinning state (admin)",
+    responses={200: ServerTools},
+    errors=(403, 404),
+)
 @admin_required
 def list_server_tools(name: str) -> ResponseReturnValue:
     hub = get_services().mcp
@@ -66,6 +74,7 @@ def list_server_tools(name: str) -> ResponseReturnValue:
 
 
 @bp.post("/servers/<name>/approve")
+@operation("Approve changed tool definitions (admin)", responses={200: Approval}, errors=(403, 404))
 @admin_required
 def approve_server_changes(name: str) -> ResponseReturnValue:
     if name not in {c.name for c in get_services().mcp.configs}:
@@ -76,6 +85,7 @@ def approve_server_changes(name: str) -> ResponseReturnValue:
 
 
 @bp.post("/reload")
+@operation("Re-read the MCP config file (admin)", responses={200: Reloaded}, errors=(403, 422))
 @admin_required
 def reload_config() -> ResponseReturnValue:
     offer = get_services().tools

@@ -12,10 +12,42 @@ from gateway.errors import ServiceUnavailable
 from gateway.mcp_server.accounting import recent_calls
 from gateway.mcp_server.bridge import BridgeClosed, TooManyStreams
 from gateway.mcp_server.catalog import Caller
+from gateway.mcp_server.schemas import (
+    CallsQuery,
+    EndpointCalls,
+    McpEvent,
+    McpMessage,
+    ResourceMetadata,
+    ToolsQuery,
+)
 from gateway.mcp_server.server import CALLER
+from gateway.openapi import Reply, operation
 from gateway.services import get_services
 
 bp = Blueprint("mcp_endpoint", __name__)
+
+# MCP Streamable HTTP: JSON-RPC bodies, described by the MCP specification, not here.
+_JSON_RPC = {"application/json": {"schema": {}}}
+_MCP_ANSWERS = {
+    200: Reply(
+        description="A JSON-RPC response, or an SSE stream of messages",
+        stream=McpEvent,
+        media=_JSON_RPC,
+    ),
+    202: Reply(description="Accepted (a notification or a response): no body"),
+} | {
+    code: Reply(description=text, media=_JSON_RPC)
+    for code, text in (
+        (400, "Not a valid MCP request (JSON-RPC error body)"),
+        (404, "Unknown session"),
+        (405, "Method not allowed for this protocol version"),
+        (406, "The Accept header does not allow the answer"),
+        (413, "Body too large"),
+        (415, "Not application/json"),
+        (422, "Invalid request (JSON-RPC error body)"),
+        (503, "Too many open streams on this worker"),
+    )
+}
 
 METADATA_PATH = "/.well-known/oauth-protected-resource"
 
@@ -23,6 +55,12 @@ METADATA_PATH = "/.well-known/oauth-protected-resource"
 # No GET: in stateless mode there is no standing stream to open, and the spec's answer for a
 # server that offers none is 405 (Streamable HTTP, "Listening for Messages from the Server").
 @bp.route("/mcp", methods=["POST", "DELETE"])
+@operation(
+    "MCP Streamable HTTP endpoint (2025-11-25 and 2026-07-28)",
+    body=McpMessage,
+    query=ToolsQuery,
+    responses=_MCP_ANSWERS,
+)
 def mcp_endpoint() -> ResponseReturnValue:
     """One Streamable HTTP request, answered by the SDK's handler (JSON or an SSE stream)."""
     user = current_user()
@@ -43,6 +81,11 @@ def mcp_endpoint() -> ResponseReturnValue:
 
 @bp.get(METADATA_PATH)
 @bp.get(METADATA_PATH + "/mcp")
+@operation(
+    "OAuth protected-resource metadata for /mcp (RFC 9728)",
+    responses={200: ResourceMetadata},
+    public=True,
+)
 def protected_resource_metadata() -> ResponseReturnValue:
     """RFC 9728 metadata: ``/mcp`` takes the gateway's API keys or access tokens as Bearer."""
     return {
@@ -56,6 +99,12 @@ def protected_resource_metadata() -> ResponseReturnValue:
 
 
 @bp.get("/mcp/calls")
+@operation(
+    "Calls made through /mcp, latest first, with totals (admin)",
+    query=CallsQuery,
+    responses={200: EndpointCalls},
+    errors=(403, 422),
+)
 @admin_required
 def list_endpoint_calls() -> ResponseReturnValue:
     """Calls made through ``/mcp`` (admin): the latest, and totals per user and server."""
