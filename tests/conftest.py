@@ -21,7 +21,7 @@ from gateway.embedded_postgres import EmbeddedPostgres, EmbeddedPostgresError
 from gateway.extensions import db
 from gateway.mcp import MCPHub
 from gateway.services import close_services
-from gateway.settings import Settings
+from gateway.settings import Settings, variables
 from tests.fakes.fake_llm import FakeLLM
 from tests.fakes.llm_settings import Providers
 
@@ -151,6 +151,8 @@ def test_env(database_url: str, **overrides: Any) -> dict[str, Any]:
             env[name.upper()] = ",".join(value)
         else:
             env[name.upper()] = value
+    unknown = sorted(set(env) - {v.name for v in variables()})
+    assert not unknown, f"not a setting: {unknown}"
     return env
 
 

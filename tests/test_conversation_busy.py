@@ -143,14 +143,12 @@ def test_two_posts_at_once_one_runs_one_is_refused(chat, fake, app):
 def test_a_turn_left_pending_by_a_dead_worker_stops_counting_after_the_lease(
     database_url, fake, mcp_config, app
 ):
-    chat = create_app(
-        test_settings(
-            database_url,
-            chat_max_concurrent=0,
-            chat_lease_seconds=1,
-            **chat_settings(fake.url, mcp_config),
-        )
+    settings = test_settings(
+        database_url, chat_max_concurrent=0, **chat_settings(fake.url, mcp_config)
     )
+    # A one-second lease, below what CHAT_LEASE_SECONDS accepts (10), so the test need not wait.
+    limits = settings.limits.model_copy(update={"chat_lease_seconds": 1})
+    chat = create_app(settings.model_copy(update={"limits": limits}))
     try:
         client, account = chat.test_client(), create_account(app)
         fake.reset()
