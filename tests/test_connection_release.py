@@ -14,6 +14,7 @@ import pytest
 from gateway import create_app
 from gateway.database import upgrade_database
 from gateway.extensions import db
+from gateway.mcp_server import close_endpoint
 from gateway.runtime import close_runtime, mcp_hub
 from tests.chat_setup import chat_settings, write_mcp_config
 from tests.conftest import test_settings
@@ -36,6 +37,7 @@ def chat_app(database_url, fake, mcp_config, app):
         hub.start()
         assert wait_until(lambda: [s.state for s in hub.statuses()] == ["ready"], timeout=30)
     yield chat
+    close_endpoint(chat)
     close_runtime(chat)
 
 
