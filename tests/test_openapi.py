@@ -172,6 +172,8 @@ def _explore(operation, mode, checks, headers) -> None:
     check()
 
 
+# ~31 operations in one test: 1-2 min on a quiet machine, well past the default timeout loaded.
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 def test_api_conforms_to_its_schema(api_app, document, api_key, mode):
     """Every operation, every check: no 5xx, documented answers, data accepted or refused."""
