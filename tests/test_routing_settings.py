@@ -31,6 +31,8 @@ def test_settings_from_config_keys_convert_strings() -> None:
         {"ROUTING_SEMANTIC": "maybe"},
         {"ROUTING_SEMANTIC_BACKEND": "gpu"},
         {"ROUTING_MAX_SERVERS": "0"},
+        {"ROUTING_FIRST_STAGE": "bert"},
+        {"ROUTING_TOOLS_PER_SERVER": "-1"},
     ],
 )
 def test_invalid_settings_are_rejected(values: dict[str, str]) -> None:
