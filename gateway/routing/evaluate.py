@@ -149,7 +149,7 @@ def evaluate_learning(
     for learn, test in (halves, halves[::-1]):
         router = build_router(catalog, settings, examples=learned_from(catalog, learn))
         router.warm()
-        runs.append(evaluate(router, test))
+        runs.append(evaluate(router, test, search=False))
     return {
         key: (round((a + b) / 2, 4) if isinstance(a, float) and isinstance(b, float) else a)
         for key, a, b in ((k, runs[0][k], runs[1][k]) for k in runs[0])

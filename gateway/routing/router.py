@@ -437,7 +437,8 @@ class Router:
                 if picked is not None:
                     chosen, method = list(picked)[: s.max_servers], "llm"
         servers = tuple(dict.fromkeys(chosen + [a for a in always if a not in chosen]))
-        tools = self._budget(ranking, servers)
+        # A server the user named gets all its tools (up to the budget), not only its best few.
+        tools = self._budget(ranking, servers, capped=not pinned)
         latency["selection"] = _ms(started)
         latency["total"] = ranking.latency_ms["total"] + latency["selection"]
         return RoutingDecision(
@@ -465,10 +466,13 @@ class Router:
             out.append(Candidate(x.name, server.description if server else "", x.score, tools))
         return out
 
-    def _budget(self, ranking: Ranking, servers: Sequence[str]) -> tuple[str, ...]:
-        """Tools of the chosen servers in rank order, servers taken in order until the budget."""
+    def _budget(
+        self, ranking: Ranking, servers: Sequence[str], *, capped: bool = True
+    ) -> tuple[str, ...]:
+        """Tools of the chosen servers in rank order, servers taken in order until the budget,
+        each at most ``tools_per_server`` when ``capped``."""
         room = self.settings.tool_budget
-        cap = self.settings.tools_per_server or room
+        cap = (self.settings.tools_per_server if capped else 0) or room
         position = self._position
         order = ranking.tools.order
         offered: set[int] = set()
