@@ -119,8 +119,8 @@ def test_a_new_example_encodes_one_text_not_the_catalog() -> None:
     router.warm()
     first = cache.texts_encoded
     assert first > 0
-    # One new text per encoder: the English blend, and the multilingual one.
-    encoders = 1 + (router._multilingual is not None)
+    # One new text per encoder: the first stage, the English blend, and the multilingual one.
+    encoders = 1 + (router._first is not None) + (router._multilingual is not None)
     learned = {"time__get_current_time": ["what hour is it in Lima?"]}
     Router(catalog, embedding_cache=cache, examples=learned).warm()
     assert cache.texts_encoded == first + encoders

@@ -84,4 +84,4 @@ def test_prompts_in_other_languages_reach_the_right_server(
 def test_english_prompts_keep_the_english_model(router: Router) -> None:
     decision = router.route("What time is it in Tokyo?")
     assert decision.servers[:1] == ("time",)
-    assert "multilingual" not in decision.latency_ms and "semantic" in decision.latency_ms
+    assert "multilingual" not in decision.latency_ms and "first_stage" in decision.latency_ms

@@ -11,7 +11,12 @@ from requests.adapters import BaseAdapter
 
 from gateway.routing import Catalog, Router, RoutingSettings, ServerDescriptor
 from gateway.routing.evaluate import load_catalog
-from gateway.routing.semantic import EmbeddingCache, EndpointEncoder, SemanticIndex
+from gateway.routing.semantic import (
+    EmbeddingCache,
+    EndpointEncoder,
+    SemanticIndex,
+    plain_chat_examples,
+)
 from gateway.tools import Tool
 from tests.routing_fakes import HashingEncoder
 
@@ -43,8 +48,10 @@ def test_catalog_vectors_are_encoded_once_per_catalog(catalog: Catalog) -> None:
     second = make_router(catalog, encoder, cache)
     second.route("show the git log")
     assert cache.document_encodes == 1
-    # 5 server documents; 16 tools, each with two generic example requests.
-    assert [n for n, query in encoder.calls if not query] == [5 + 16 * 3]
+    # 5 server documents; 16 tools, each with two generic example requests; the plain-chat
+    # examples.
+    documents = 5 + 16 * 3 + len(plain_chat_examples())
+    assert [n for n, query in encoder.calls if not query] == [documents]
 
     changed = Catalog.build(
         catalog.servers[:-1], [t for t in catalog.tools if t.server != catalog.servers[-1].name]
@@ -139,3 +146,43 @@ def test_semantic_stage_finds_what_words_alone_miss() -> None:
         embedding_cache=EmbeddingCache(),
     )
     assert router.route("umbrella needed?").servers == ("weather",)
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Router:
+    """The shipped configuration with its own local models (first stage, MiniLM blend, USE)."""
+    made = Router(load_catalog(FIXTURES / "catalog.json"), RoutingSettings())
+    made.warm()
+    return made
+
+
+def test_a_sure_first_stage_skips_the_transformer(shipped: Router) -> None:
+    sure = Router(shipped.catalog, replace(shipped.settings, escalate_below=0.0))
+    ranking = sure.rank("What time is it in Tokyo right now?")
+    assert ranking.servers[0].name == "time"
+    assert "first_stage" in ranking.latency_ms and "semantic" not in ranking.latency_ms
+
+
+def test_an_unsure_first_stage_asks_the_transformer(shipped: Router) -> None:
+    always = Router(shipped.catalog, replace(shipped.settings, escalate_below=2.0))
+    ranking = always.rank("What time is it in Tokyo right now?")
+    assert {"first_stage", "semantic"} <= set(ranking.latency_ms)
+    assert ranking.servers[0].name == "time"
+
+
+def test_a_thorough_ranking_always_uses_the_transformer(shipped: Router) -> None:
+    ranking = shipped.rank("What time is it in Tokyo right now?", thorough=True)
+    assert "semantic" in ranking.latency_ms
+
+
+@pytest.mark.parametrize("prompt", ["thank you so much, that helped!", "tell me a joke"])
+def test_plain_chat_is_offered_no_tool(shipped: Router, prompt: str) -> None:
+    decision = shipped.route(prompt)
+    assert decision.tools == () and decision.method == "plain_chat", shipped.explain(prompt)
+
+
+def test_tools_per_server_caps_each_server(shipped: Router) -> None:
+    capped = Router(shipped.catalog, replace(shipped.settings, tools_per_server=1, max_servers=3))
+    decision = capped.route("list open pull requests and create a branch called feature-x")
+    servers = [name.split("__")[0] for name in decision.tools]
+    assert decision.tools and len(servers) == len(set(servers))

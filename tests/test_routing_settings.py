@@ -43,6 +43,8 @@ def test_every_field_can_be_set_as_a_routing_variable() -> None:
         ({"ROUTING_SEMANTIC_BACKEND": "gpu"}, "ROUTING_SEMANTIC_BACKEND"),
         ({"ROUTING_MAX_SERVERS": "0"}, "ROUTING_MAX_SERVERS"),
         ({"ROUTING_LEXICAL_WEIGHTS": '{"tool_name": "heavy"}'}, "ROUTING_LEXICAL_WEIGHTS"),
+        ({"ROUTING_FIRST_STAGE": "bert"}, "ROUTING_FIRST_STAGE"),
+        ({"ROUTING_TOOLS_PER_SERVER": "-1"}, "ROUTING_TOOLS_PER_SERVER"),
     ],
 )
 def test_invalid_settings_are_one_line_errors_naming_the_variable(values, name) -> None:

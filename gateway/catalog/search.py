@@ -91,7 +91,8 @@ class ToolSearch:
         if not isinstance(query, str) or not query.strip():
             return ToolResult.error("find_tools needs a non-empty 'query' string."), ()
         query = " ".join(query.split())[:MAX_QUERY_CHARS]
-        ranking = self.router.rank(query)
+        # The strongest ranking the router has: a search is rare and worth the transformer.
+        ranking = self.router.rank(query, thorough=True)
         hits: list[Tool] = []
         for index in range(len(ranking.tools)):
             tool, score = ranking.tools[index]

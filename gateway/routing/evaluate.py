@@ -55,17 +55,27 @@ def load_cases(path: str | Path) -> list[Case]:
     return cases
 
 
-def evaluate(router: Router, cases: Iterable[Case]) -> dict[str, Any]:
-    """Ranking and selection metrics plus per-decision latency percentiles."""
-    top1 = recall3 = offered = tool5 = tool10 = all5 = 0.0
+def evaluate(router: Router, cases: Iterable[Case], *, search: bool = True) -> dict[str, Any]:
+    """Ranking and selection metrics plus per-decision latency percentiles.
+
+    ``search_at_10``: ``find_tools`` queried with the prompt itself (its thorough ranking), the
+    share of the case's tools in the first 10 results; ``offered_tool_recall``: the share of the
+    case's tools in the offer itself.
+    """
+    top1 = recall3 = offered = tool5 = tool10 = all5 = offered_tool = searched = 0.0
     needing = no_tool = no_tool_ok = with_tools = offered_tools = 0
     timings: list[float] = []
+    cpu: list[float] = []
+    escalated = 0
     server_of = {t.qualified_name: t.server for t in router.catalog.tools}
+    tool_of = {t.qualified_name: t for t in router.catalog.tools}
     for case in cases:
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.thread_time()
         ranking = router.rank(case.prompt, history=case.history)
         decision = router.decide(case.prompt, ranking)
         timings.append((time.perf_counter() - started) * 1000)
+        cpu.append((time.thread_time() - started_cpu) * 1000)
+        escalated += "semantic" in ranking.latency_ms and "first_stage" in ranking.latency_ms
         if not case.servers:
             no_tool += 1
             no_tool_ok += not decision.tools
@@ -73,7 +83,7 @@ def evaluate(router: Router, cases: Iterable[Case]) -> dict[str, Any]:
         needing += 1
         offered_tools += len(decision.tools)
         gold = set(case.servers)
-        ranked = [x.name for x in ranking.servers]
+        ranked = ranking.servers.names(3)
         top1 += ranked[0] in gold if ranked else 0
         recall3 += len(gold & set(ranked[:3])) / len(gold)
         # A server counts as offered only with at least one of its tools in the offer.
@@ -87,7 +97,14 @@ def evaluate(router: Router, cases: Iterable[Case]) -> dict[str, Any]:
             tool5 += sum(hits5) / len(hits5)
             tool10 += sum(hits10) / len(hits10)
             all5 += all(hits5)
+            qualified = {f"{t.server}/{t.name}" for t in map(tool_of.get, decision.tools) if t}
+            offered_tool += sum(any(a in qualified for a in e) for e in case.tools) / len(hits5)
+            if search:
+                found = router.rank(case.prompt, thorough=True).tools[:10]
+                names = {f"{t.server}/{t.name}" for t, _ in found}
+                searched += sum(any(a in names for a in e) for e in case.tools) / len(hits5)
     timings.sort()
+    cpu.sort()
     return {
         "cases": needing + no_tool,
         "server_top1": _ratio(top1, needing),
@@ -96,10 +113,16 @@ def evaluate(router: Router, cases: Iterable[Case]) -> dict[str, Any]:
         "tool_recall_at_10": _ratio(tool10, with_tools),
         "tools_all_in_top5": _ratio(all5, with_tools),
         "offered_server_recall": _ratio(offered, needing),
+        "offered_tool_recall": _ratio(offered_tool, with_tools),
+        "search_at_10": _ratio(searched, with_tools) if search else None,
         "mean_tools_offered": _ratio(offered_tools, needing),
         "no_tool_accuracy": _ratio(no_tool_ok, no_tool),
         "p50_ms": _percentile(timings, 0.50),
         "p99_ms": _percentile(timings, 0.99),
+        "cpu_p50_ms": _percentile(cpu, 0.50),
+        "cpu_p99_ms": _percentile(cpu, 0.99),
+        # Share of decisions the first stage passed on to the local model.
+        "escalated": _ratio(escalated, len(cpu)),
     }
 
 
@@ -125,7 +148,7 @@ def evaluate_learning(
     for learn, test in (halves, halves[::-1]):
         router = build_router(catalog, settings, examples=learned_from(catalog, learn))
         router.warm()
-        runs.append(evaluate(router, test))
+        runs.append(evaluate(router, test, search=False))
     return {
         key: (round((a + b) / 2, 4) if isinstance(a, float) and isinstance(b, float) else a)
         for key, a, b in ((k, runs[0][k], runs[1][k]) for k in runs[0])

@@ -13,9 +13,9 @@ import numpy as np
 
 from gateway.routing.catalog import Catalog, ServerDescriptor
 from gateway.routing.decision import RoutingDecision
-from gateway.routing.encoders import encoder_for, multilingual_encoder
+from gateway.routing.encoders import encoder_for, first_stage_encoder, multilingual_encoder
 from gateway.routing.lexical import LexicalIndex
-from gateway.routing.semantic import EmbeddingCache, Encoder, SemanticIndex
+from gateway.routing.semantic import EmbeddingCache, Encoder, SemanticIndex, plain_chat_examples
 from gateway.routing.settings import RoutingSettings
 from gateway.routing.text import (
     clauses,
@@ -66,15 +66,73 @@ class RankedTools(Sequence[tuple[Tool, float]]):
         return self._tools[i], float(self.scores[i])
 
 
+class RankedServers(Sequence[ServerScore]):
+    """Servers in rank order with their scores; a ``ServerScore`` is built only when read (a
+    decision reads a handful, and building all of them cost a fifth of a cheap decision)."""
+
+    def __init__(
+        self,
+        names: Sequence[str],
+        tools: Sequence[Tool],
+        scores: np.ndarray,
+        lexical: np.ndarray,
+        semantic: np.ndarray | None,
+        best: np.ndarray,
+    ) -> None:
+        self._names = names
+        self._tools = tools
+        self.scores = scores
+        self._lexical = lexical
+        self._semantic = semantic
+        self._best = best
+        self.order = np.argsort(-scores, kind="stable")
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    @overload
+    def __getitem__(self, index: int) -> ServerScore: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[ServerScore]: ...
+
+    def __getitem__(self, index: int | slice) -> ServerScore | list[ServerScore]:
+        if isinstance(index, slice):
+            return [self._make(j) for j in self.order[index]]
+        return self._make(self.order[index])
+
+    def _make(self, j: int) -> ServerScore:
+        best = int(self._best[j])
+        return ServerScore(
+            name=self._names[j],
+            score=float(self.scores[j]),
+            lexical=float(self._lexical[j]),
+            semantic=float(self._semantic[j]) if self._semantic is not None else None,
+            best_tool=self._tools[best].name if best >= 0 else None,
+        )
+
+    def names(self, limit: int | None = None) -> list[str]:
+        """Server names in rank order, the first ``limit`` of them."""
+        return [self._names[j] for j in self.order[:limit]]
+
+    def above(self, floor: float, limit: int) -> list[str]:
+        """Up to ``limit`` names, in rank order, of the servers scoring at least ``floor``."""
+        top = self.order[:limit]
+        return [self._names[j] for j in top[self.scores[top] >= floor]]
+
+
 @dataclass(frozen=True)
 class Ranking:
     """Every server and tool in score order, before any selection."""
 
     query: str
-    servers: tuple[ServerScore, ...]
+    servers: RankedServers
     tools: RankedTools
     mentioned: tuple[str, ...]
     latency_ms: dict[str, float]
+    # How much closer the prompt is to plain chat than to the best tool (dense scores on [0, 1];
+    # None without a dense stage): the no-tool evidence ``decide`` weighs.
+    chat_lead: float | None = None
 
 
 class Router:
@@ -118,20 +176,28 @@ class Router:
         own_encoders = encoder is None
         if encoder is None and self.settings.semantic:
             encoder = encoder_for(self.settings)
+        self._chat = plain_chat_examples() if self.settings.chat_margin < 1 else ()
         self._semantic: SemanticIndex | None = None
+        self._first: SemanticIndex | None = None
         self._multilingual: SemanticIndex | None = None
         if self.settings.semantic and encoder is not None:
             self._semantic = self._index(encoder, embedding_cache)
             s = self.settings
-            if own_encoders and s.multilingual and s.semantic_backend == "local":
-                other = multilingual_encoder()
-                if other is not None:
-                    self._multilingual = self._index(other, embedding_cache)
+            if own_encoders and s.semantic_backend == "local":
+                first = first_stage_encoder(s)
+                if first is not None:
+                    self._first = self._index(first, embedding_cache)
+                if s.multilingual:
+                    other = multilingual_encoder()
+                    if other is not None:
+                        self._multilingual = self._index(other, embedding_cache)
 
     def _index(self, encoder: Encoder, embedding_cache: EmbeddingCache | None) -> SemanticIndex:
         return SemanticIndex(
             encoder,
-            servers=[[self._server_text(s)] for s in self.catalog.servers],
+            # Plain-chat examples ride along as one-text "servers" after the real ones.
+            servers=[[self._server_text(s)] for s in self.catalog.servers]
+            + [[text] for text in self._chat],
             tools=[self._tool_texts(t) for t in self._tools],
             # Document texts depend on settings too: key the vectors by both.
             fingerprint=":".join(
@@ -139,6 +205,7 @@ class Router:
                     self.fingerprint,
                     str(int(self.settings.example_requests)),
                     _digest(self.examples),
+                    str(len(self._chat)),
                 ]
             ),
             embedding_cache=embedding_cache,
@@ -183,13 +250,13 @@ class Router:
 
     def warm(self) -> None:
         """Encode the catalog now (e.g. in a background thread after a catalog change)."""
-        for index in (self._semantic, self._multilingual):
+        for index in (self._first, self._semantic, self._multilingual):
             if index is not None:
                 index.warm()
 
     def forget_queries(self) -> None:
         """Drop cached prompt vectors, so a benchmark times the encoder and not the cache."""
-        for index in (self._semantic, self._multilingual):
+        for index in (self._first, self._semantic, self._multilingual):
             if index is not None:
                 index.cache.clear_queries()
 
@@ -202,8 +269,13 @@ class Router:
         """The catalog's server for a user-typed name (``@git-hub`` → ``GitHub``)."""
         return self._slugs.get(slug(name.strip(".-")))
 
-    def rank(self, prompt: str, *, history: Sequence[str] = ()) -> Ranking:
-        """Score every server and tool; no selection, no overrides applied."""
+    def rank(self, prompt: str, *, history: Sequence[str] = (), thorough: bool = False) -> Ranking:
+        """Score every server and tool; no selection, no overrides applied.
+
+        With a first stage configured, English prompts are scored by it (static vectors, a
+        fraction of a millisecond) and by the transformer encoder only when it is unsure (see
+        ``RoutingSettings.escalate_below``) or when ``thorough`` is set (the tool search).
+        """
         started = time.perf_counter()
         s = self.settings
         raw_mentions, query = mentions(prompt)
@@ -215,22 +287,40 @@ class Router:
                 mentions(turn)[1], weight=s.history_weight ** (age + 1)
             ).items():
                 terms[term] = max(terms.get(term, 0.0), weight)
-        server_lex = self._server_index.scores(terms)
-        tool_lex = self._tool_index.scores(terms)
+        server_lex = _dense(self._server_index.scores(terms), len(self._servers))
+        tool_lex = _dense(self._tool_index.scores(terms), len(self._tools))
         latency = {"lexical": _ms(started)}
 
-        server_sem: np.ndarray | None = None
-        tool_sem: np.ndarray | None = None
-        semantic, stage = self._semantic, "semantic"
+        stages: list[tuple[SemanticIndex, str]] = []
         if self._multilingual is not None and not looks_english(query):
-            semantic, stage = self._multilingual, "multilingual"
-        if semantic is not None and (terms or stage == "multilingual"):
+            stages.append((self._multilingual, "multilingual"))
+        elif terms:
+            if self._first is not None:
+                stages.append((self._first, "first_stage"))
+            if self._semantic is not None:
+                stages.append((self._semantic, "semantic"))
+        # Parts are scored by the dense stage only: BM25 normalized over a two-word clause
+        # overrates accidental matches (measured: lexical-only recall fell with it).
+        parts = clauses(query, limit=s.max_clauses) if s.max_clauses > 1 else []
+        needs = implied_needs(query) if s.implied_needs else []
+        fuse_started = time.perf_counter()
+        fused = self._fuse(server_lex, tool_lex, None, None) if not stages else None
+        latency["fusion"] = _ms(fuse_started)
+        chat_lead: float | None = None
+        real = len(self._servers)
+        for position, (index, stage) in enumerate(stages):
+            # The first stage is sure of a confident match; "plain chat" is always checked by
+            # the transformer (static vectors mistake short questions for chat).
+            if (
+                position
+                and not thorough
+                and fused is not None
+                and fused[0].max(initial=0.0) >= s.escalate_below
+                and (chat_lead is None or chat_lead < s.chat_margin)
+            ):
+                break
             sem_started = time.perf_counter()
-            # Parts are scored by the dense stage only: BM25 normalized over a two-word clause
-            # overrates accidental matches (measured: lexical-only recall fell with it).
-            parts = clauses(query, limit=s.max_clauses) if s.max_clauses > 1 else []
-            needs = implied_needs(query) if s.implied_needs else []
-            server_sem, tool_sem = semantic.scores(
+            server_sem, tool_sem = index.scores(
                 query,
                 recent,
                 s.history_weight,
@@ -240,12 +330,45 @@ class Router:
                 extra_weight=s.implied_weight,
             )
             latency[stage] = _ms(sem_started)
+            if len(server_sem) > real:
+                best_tool = float(tool_sem.max(initial=0.0))
+                chat_lead = float(server_sem[real:].max()) - best_tool
+                server_sem = server_sem[:real]
+            fuse_started = time.perf_counter()
+            if stage == "multilingual":
+                # BM25 over English documents cannot read the prompt: the dense scores alone.
+                fused = self._fuse(server_sem, tool_sem, server_sem, tool_sem)
+            else:
+                fused = self._fuse(server_lex, tool_lex, server_sem, tool_sem)
+            latency["fusion"] += _ms(fuse_started)
+        assert fused is not None  # the loop ran at least once when there were stages
+        server_scores, final, best_index, server_sem = fused
+        ranked_tools = RankedTools(self._tools, np.argsort(-final, kind="stable"), final)
+        servers = RankedServers(
+            self._servers, self._tools, server_scores, server_lex, server_sem, best_index
+        )
+        latency["total"] = _ms(started)
+        return Ranking(
+            query=query,
+            servers=servers,
+            tools=ranked_tools,
+            mentioned=mentioned,
+            latency_ms=latency,
+            chat_lead=chat_lead,
+        )
 
-        fuse_started = time.perf_counter()
+    def _fuse(
+        self,
+        doc_lex: np.ndarray,
+        tool_lex: np.ndarray,
+        server_sem: np.ndarray | None,
+        tool_sem: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """Server scores, final tool scores, each server's best tool (-1: none) and the dense
+        server scores, from the lexical and (optional) dense scores; all vectorised."""
+        s = self.settings
         server_ids = self._server_ids
-        lex = _dense(tool_lex, len(self._tools))
-        tool_scores = lex if tool_sem is None else _mix_arrays(lex, tool_sem, s)
-        doc_lex = _dense(server_lex, len(self._servers))
+        tool_scores = tool_lex if tool_sem is None else _mix_arrays(tool_lex, tool_sem, s)
         docs = doc_lex if server_sem is None else _mix_arrays(doc_lex, server_sem, s)
         # Tools are stored grouped by server: sort each group by score, read its top two.
         order = np.lexsort((-tool_scores, server_ids))
@@ -261,27 +384,8 @@ class Router:
         mixed = s.server_doc_weight * docs + (1 - s.server_doc_weight) * first
         mixed += s.second_tool_weight * second
         server_scores = np.minimum(1.0, np.where(has, mixed, docs))
-        servers = [
-            ServerScore(
-                name=self._servers[j],
-                score=float(server_scores[j]),
-                lexical=float(doc_lex[j]),
-                semantic=float(server_sem[j]) if server_sem is not None else None,
-                best_tool=self._tools[best_index[j]].name if best_index[j] >= 0 else None,
-            )
-            for j in np.argsort(-server_scores, kind="stable")
-        ]
         final = tool_scores + s.tool_server_weight * server_scores[server_ids]
-        ranked_tools = RankedTools(self._tools, np.argsort(-final, kind="stable"), final)
-        latency["fusion"] = _ms(fuse_started)
-        latency["total"] = _ms(started)
-        return Ranking(
-            query=query,
-            servers=tuple(servers),
-            tools=ranked_tools,
-            mentioned=mentioned,
-            latency_ms=latency,
-        )
+        return server_scores, final, best_index, server_sem
 
     def route(
         self,
@@ -308,11 +412,18 @@ class Router:
         if pinned:
             chosen: list[str] = list(pinned)
             method = "pinned"
+        elif (
+            ranking.chat_lead is not None
+            and ranking.chat_lead >= s.chat_margin
+            and (not ranking.servers or ranking.servers[0].score < s.chat_below)
+        ):
+            chosen, method = [], "plain_chat"
         else:
             chosen = self._select(ranking)
             method = ("hybrid" if self.semantic_enabled else "lexical") if chosen else "none"
         servers = tuple(dict.fromkeys(chosen + [a for a in always if a not in chosen]))
-        tools = self._budget(ranking, servers)
+        # A server the user named gets all its tools (up to the budget), not only its best few.
+        tools = self._budget(ranking, servers, capped=not pinned)
         latency["selection"] = _ms(started)
         latency["total"] = ranking.latency_ms["total"] + latency["selection"]
         return RoutingDecision(
@@ -330,18 +441,22 @@ class Router:
         if not ranking.servers or ranking.servers[0].score < s.threshold:
             return []
         floor = max(s.threshold, s.relative_threshold * ranking.servers[0].score)
-        return [x.name for x in ranking.servers if x.score >= floor][: s.max_servers]
+        return ranking.servers.above(floor, s.max_servers)
 
-    def _budget(self, ranking: Ranking, servers: Sequence[str]) -> tuple[str, ...]:
-        """Tools of the chosen servers in rank order, servers taken in order until the budget."""
+    def _budget(
+        self, ranking: Ranking, servers: Sequence[str], *, capped: bool = True
+    ) -> tuple[str, ...]:
+        """Tools of the chosen servers in rank order, servers taken in order until the budget,
+        each at most ``tools_per_server`` when ``capped``."""
         room = self.settings.tool_budget
+        cap = (self.settings.tools_per_server if capped else 0) or room
         position = self._position
         order = ranking.tools.order
         offered: set[int] = set()
         for name in servers:
             if room <= 0:
                 break
-            ids = order[self._server_ids[order] == position[name]][:room]
+            ids = order[self._server_ids[order] == position[name]][: min(room, cap)]
             offered.update(ids.tolist())
             room -= len(ids)
         kept = order[np.isin(order, np.fromiter(offered, dtype=np.int64, count=len(offered)))]

@@ -6,6 +6,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from functools import cache
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -116,6 +117,16 @@ class EmbeddingCache:
             while len(self._queries) > self.max_queries:
                 self._queries.popitem(last=False)
         return vector
+
+
+PLAIN_CHAT = Path(__file__).parent / "data" / "plain-chat.txt"
+
+
+@cache
+def plain_chat_examples() -> tuple[str, ...]:
+    """Requests a model answers without tools (``data/plain-chat.txt``, written for the router)."""
+    lines = PLAIN_CHAT.read_text(encoding="utf-8").splitlines()
+    return tuple(line.strip() for line in lines if line.strip() and not line.startswith("#"))
 
 
 @cache

@@ -26,12 +26,22 @@ def _default_field_weights() -> Mapping[str, float]:
 class RoutingSettings:
     """How the router ranks and selects; defaults are the shipped, measured configuration."""
 
-    # Selection: a server is offered when its fused score clears ``threshold`` and is within
-    # ``relative_threshold`` of the best one, at most ``max_servers`` and ``tool_budget`` tools.
-    threshold: float = 0.22
+    # Selection, recall first: a server is offered when its fused score clears ``threshold`` and
+    # is within ``relative_threshold`` of the best one, at most ``max_servers`` and
+    # ``tool_budget`` tools (chosen from the recall/tools curve on the datasets' even halves;
+    # docs/routing.md).
+    threshold: float = 0.15
     relative_threshold: float = 0.5
-    max_servers: int = 3
-    tool_budget: int = 40
+    max_servers: int = 8
+    tool_budget: int = 15
+    # At most this many tools per offered server, its best-ranked ones (0: no cap): more servers
+    # for the same budget, and ``find_tools`` reaches the rest.
+    tools_per_server: int = 3
+    # Plain chat: no tool (only the tool search) when the prompt's dense similarity to the
+    # plain-chat examples (data/plain-chat.txt) leads its best tool's by this much (1 disables),
+    # unless a server scores ``chat_below`` or more (a confident match is not chat).
+    chat_margin: float = -0.1
+    chat_below: float = 0.5
     # Lexical stage (always on): BM25F field weights.
     lexical_weights: Mapping[str, float] = field(default_factory=_default_field_weights)
     # A server's score mixes its own document with its best tools: servers are rarely described
@@ -57,6 +67,11 @@ class RoutingSettings:
     # Local models: "minilm" (~0.26 ms per prompt token here), "wordllama" (~0.1 ms per prompt,
     # weaker) or both blended (the measured best, at MiniLM's cost).
     local_model: str = "minilm+wordllama"
+    # Cheaper first stage (local backend): English prompts are scored with this static model
+    # ("wordllama", ~0.1 ms) and the local model runs only when the first stage's best server
+    # scores under ``escalate_below`` ("none": the local model for every prompt).
+    first_stage: str = "wordllama"
+    escalate_below: float = 0.35
     # Prompts that do not look English are scored by a multilingual encoder instead of the local
     # model (local backend only; an embeddings endpoint is assumed to pick its own model).
     multilingual: bool = True
@@ -88,6 +103,10 @@ class RoutingSettings:
             raise ValueError("ROUTING_SEMANTIC_BACKEND: must be 'local' or 'endpoint'")
         if self.local_model not in ("minilm", "wordllama", "minilm+wordllama"):
             raise ValueError("ROUTING_LOCAL_MODEL: must be minilm, wordllama or minilm+wordllama")
+        if self.tools_per_server < 0:
+            raise ValueError("ROUTING_TOOLS_PER_SERVER: must be >= 0")
+        if self.first_stage not in ("wordllama", "none"):
+            raise ValueError("ROUTING_FIRST_STAGE: must be wordllama or none")
         if not 0.0 <= self.semantic_weight <= 1.0:
             raise ValueError("ROUTING_SEMANTIC_WEIGHT: must be within [0, 1]")
         if self.search_results < 1 or self.search_max_added < 0:
@@ -134,7 +153,12 @@ ROUTING_DOCS = {
     "than the turn got",
     "search_results": "tools listed per search",
     "search_max_added": "tools one turn can add through search in all",
-    "llm_router": "ask the LLM router about low-confidence decisions",
-    "llm_floor": "lowest fused score the LLM router is asked about",
-    "llm_confident": "fused score above which the LLM router is not asked",
+    "tools_per_server": "tools offered per server at most (a server the user named: all, up to "
+    "the budget)",
+    "first_stage": "the cheap first stage scored for every English prompt (`wordllama`), the "
+    "local model only when it is unsure; `none`: the local model for every prompt",
+    "escalate_below": "the local model runs when the first stage's best server scores under this",
+    "chat_margin": "plain chat gets no tool (only `find_tools`) when the prompt is this much closer "
+    "to the plain-chat examples than to any tool ...",
+    "chat_below": "... and no server scores this (`1`: off)",
 }
