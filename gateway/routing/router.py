@@ -401,6 +401,7 @@ class Router:
         self, prompt: str, ranking: Ranking, pinned_servers: Sequence[str] = ()
     ) -> RoutingDecision:
         """Apply overrides, threshold and budget to a ranking."""
+        s = self.settings
         started = time.perf_counter()
         latency = dict(ranking.latency_ms)
         pinned = tuple(

@@ -158,7 +158,7 @@ ROUTING_DOCS = {
     "first_stage": "the cheap first stage scored for every English prompt (`wordllama`), the "
     "local model only when it is unsure; `none`: the local model for every prompt",
     "escalate_below": "the local model runs when the first stage's best server scores under this",
-    "chat_margin": "plain chat gets no tool (only `find_tools`) when the prompt is this much closer "
-    "to the plain-chat examples than to any tool ...",
+    "chat_margin": "plain chat gets no tool (only `find_tools`) when the prompt is this much "
+    "closer to the plain-chat examples than to any tool ...",
     "chat_below": "... and no server scores this (`1`: off)",
 }
