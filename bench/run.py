@@ -585,9 +585,13 @@ def start_reference(procs: Processes, tmp: Path, args: argparse.Namespace, db_ur
         "--error-logfile",
         "-",
         "--no-control-socket",
+        "--pythonpath",
+        str(ROOT),
         "bench.reference_app:create_app()",
     ]
-    proc = procs.start("reference", cmd, env)
+    # Started outside the repository: gunicorn reads ./gunicorn.conf.py when it finds one, and
+    # the gateway's hooks (warm-up, the MCP endpoint) would then run in the reference's workers.
+    proc = procs.start("reference", cmd, env, cwd=tmp)
     wait_http(f"http://127.0.0.1:{args.reference_port}/health", 60, proc, tmp / "reference.log")
     return Target(
         "reference",
