@@ -114,10 +114,13 @@ class DatabaseCounters:
         if (running or 0) >= cap:
             db.session.rollback()
             return None
-        lease = TurnLease(user_id=user_id, expires_at=now + timedelta(seconds=ttl))
-        db.session.add(lease)
+        # The id made here: reading lease.id after the commit would load the row again.
+        lease_id = uuid.uuid4()
+        db.session.add(
+            TurnLease(id=lease_id, user_id=user_id, expires_at=now + timedelta(seconds=ttl))
+        )
         db.session.commit()
-        return str(lease.id)
+        return str(lease_id)
 
     def release(self, user_id: uuid.UUID, lease: str) -> None:
         db.session.rollback()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -74,10 +75,13 @@ def begin_turn(
         if history is None:
             messages, prompts = replay(conversation.id, budget_tokens=settings.history_token_budget)
     else:
-        conversation = Conversation(user_id=user.id, title=store.title_from(body.message))
+        # Ids made here, not by a flush: both rows go out with the one commit below.
+        conversation = Conversation(
+            id=uuid.uuid4(), user_id=user.id, title=store.title_from(body.message)
+        )
         db.session.add(conversation)
-        db.session.flush()
     message = Message(
+        id=uuid.uuid4(),
         conversation_id=conversation.id,
         user_id=user.id,
         role="user",
@@ -85,7 +89,6 @@ def begin_turn(
         status="pending",
     )
     db.session.add(message)
-    db.session.flush()
     turn = Turn(
         user_id=user.id,
         conversation_id=conversation.id,
@@ -98,7 +101,8 @@ def begin_turn(
         servers=tuple(body.servers or ()),
         system=system,
     )
-    store.touch(conversation.id)
+    if body.conversation_id is not None:  # a new one is already on top
+        store.touch(conversation.id)
     db.session.commit()
     db.session.close()
     return turn
