@@ -585,9 +585,13 @@ def start_reference(procs: Processes, tmp: Path, args: argparse.Namespace, db_ur
         "--error-logfile",
         "-",
         "--no-control-socket",
+        "--pythonpath",
+        str(ROOT),
         "bench.reference_app:create_app()",
     ]
-    proc = procs.start("reference", cmd, env)
+    # Started outside the repository: gunicorn reads ./gunicorn.conf.py when it finds one, and
+    # the gateway's hooks (warm-up, the MCP endpoint) would then run in the reference's workers.
+    proc = procs.start("reference", cmd, env, cwd=tmp)
     wait_http(f"http://127.0.0.1:{args.reference_port}/health", 60, proc, tmp / "reference.log")
     return Target(
         "reference",
@@ -726,7 +730,14 @@ def markdown(
         "",
         f"Machine: {meta['machine']}. {meta['rounds']} interleaved rounds, durations x{meta['scale']}; "
         f'figures are medians over rounds; "added" = target minus the upstream called directly, '
-        f"paired within each round. Gateway: {meta['gateway_config']}.",
+        f"paired within each round. Gateway: {meta['gateway_config']}."
+        + (
+            " Load average (1, 5, 15 min) at the start {} and the end {}.".format(
+                *("/".join(f"{x:.1f}" for x in meta["load_average"][k]) for k in ("start", "end"))
+            )
+            if meta.get("load_average")
+            else ""
+        ),
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()),
         "",
@@ -792,28 +803,29 @@ def verdicts(summary: dict[str, Any], meta: dict[str, Any]) -> list[tuple[str, s
         verdict = "n/a (not measured in this run)" if ok is None else ("met" if ok else "MISSED")
         out.append((label, figure if value is not None else "-", verdict))
 
-    for q in ("p50", "p99"):
-        x = get("overhead-c1", "gateway", f"added_{q}_ms_x_litellm")
-        g = get("overhead-c1", "gateway", f"added_{q}_ms")
-        add(
-            f"overhead-c1 added {q} ≤ 0.5x LiteLLM's",
-            x,
-            None if x is None else x <= 0.5,
-            f"{fmt(g, 2)} ms = {fmt(x, 2)}x LiteLLM",
-        )
+    # The targets of issue #20, each a ratio within this run (or an absolute bound).
+    x = get("overhead-c1", "gateway", "added_p50_ms_x_litellm")
+    add(
+        "overhead-c1 added p50 ≤ 0.5x LiteLLM's",
+        x,
+        None if x is None else x <= 0.5,
+        f"{fmt(get('overhead-c1', 'gateway', 'added_p50_ms'), 2)} ms = {fmt(x, 2)}x LiteLLM",
+    )
+    for name in ("gateway", "gateway-chat"):
+        for sn in ("overhead-c1", "maxrps-c32"):
+            x = get(sn, name, "cpu_ms_per_req_x_litellm")
+            add(
+                f"{sn} {name} CPU ms/req ≤ 0.5x LiteLLM's",
+                x,
+                None if x is None else x <= 0.5,
+                f"{fmt(get(sn, name, 'cpu_ms_per_req'), 2)} ms vs {fmt(get(sn, 'litellm', 'cpu_ms_per_req'), 2)} ms = {fmt(x, 2)}x",
+            )
     x = get("maxrps-c32", "gateway", "rps_x_litellm")
     add(
-        "maxrps-c32 req/s ≥ 3x LiteLLM's",
+        "maxrps-c32 req/s ≥ 2x LiteLLM's",
         x,
-        None if x is None else x >= 3,
-        f"{fmt(get('maxrps-c32', 'gateway', 'rps'))} req/s = {fmt(x, 2)}x",
-    )
-    x = get("maxrps-c32", "gateway", "cpu_ms_per_req_x_litellm")
-    add(
-        "maxrps-c32 CPU ms/req ≤ 1/3 of LiteLLM's",
-        x,
-        None if x is None else x <= 1 / 3,
-        f"{fmt(get('maxrps-c32', 'gateway', 'cpu_ms_per_req'), 2)} ms = {fmt(x, 2)}x",
+        None if x is None else x >= 2,
+        f"{fmt(get('maxrps-c32', 'gateway', 'rps'))} vs {fmt(get('maxrps-c32', 'litellm', 'rps'))} req/s = {fmt(x, 2)}x",
     )
     x = get("maxrps-c32", "gateway", "rps_x_reference")
     add(
@@ -822,13 +834,14 @@ def verdicts(summary: dict[str, Any], meta: dict[str, Any]) -> list[tuple[str, s
         None if x is None else x >= 0.5,
         f"{fmt(get('maxrps-c32', 'gateway', 'rps'))} vs {fmt(get('maxrps-c32', 'reference', 'rps'))} req/s = {fmt(x, 2)}x",
     )
-    for sn in ("capacity-500ms-c200", "capacity-500ms-c1000"):
+    for sn, pct in (("capacity-500ms-c200", 90), ("capacity-500ms-c1000", 50)):
         p, e = get(sn, "gateway", "pct_of_ideal"), get(sn, "gateway", "errors_total")
         add(
-            f"{sn} ≥ 95% of ideal, 0 errors",
+            f"{sn} ≥ {pct}% of ideal, 0 errors",
             p,
-            None if p is None else (p >= 95 and e == 0),
-            f"{fmt(p)}% of {fmt(SCENARIOS[sn]['ideal'], 0)} req/s, {e} errors, p99 {fmt(get(sn, 'gateway', 'p99_ms'))} ms",
+            None if p is None else (p >= pct and e == 0),
+            f"{fmt(p)}% of {fmt(SCENARIOS[sn]['ideal'], 0)} req/s (reference arm {fmt(get(sn, 'reference', 'pct_of_ideal'))}%), "
+            f"{e} errors, p99 {fmt(get(sn, 'gateway', 'p99_ms'))} ms",
         )
     for q, limit in (("p50", 5), ("p99", 25)):
         a = get("stream-ttft-c20", "gateway", f"added_{q}_ms")
@@ -836,7 +849,7 @@ def verdicts(summary: dict[str, Any], meta: dict[str, Any]) -> list[tuple[str, s
             f"stream-ttft-c20 added TTFT {q} ≤ {limit} ms",
             a,
             None if a is None else a <= limit,
-            f"{fmt(a, 2)} ms",
+            f"{fmt(a, 2)} ms (reference arm {fmt(get('stream-ttft-c20', 'reference', f'added_{q}_ms'), 2)} ms)",
         )
     ok, st = (
         get("streams-held-c1000", "gateway", "completed_min"),
@@ -848,8 +861,21 @@ def verdicts(summary: dict[str, Any], meta: dict[str, Any]) -> list[tuple[str, s
         None
         if ok is None
         else (ok >= 1000 and st == 0 and get("streams-held-c1000", "gateway", "errors_total") == 0),
-        f"{fmt(ok, 0)} completed (min over rounds), {st} stalled, max gap {fmt(get('streams-held-c1000', 'gateway', 'max_gaps_p100_ms'))} ms, "
-        f"worker RSS peak {fmt(get('streams-held-c1000', 'gateway', 'worker_rss_peak_mb'), 0)} MB",
+        f"{fmt(ok, 0)} completed (min over rounds), {st} stalled, max gap {fmt(get('streams-held-c1000', 'gateway', 'max_gaps_p100_ms'))} ms",
+    )
+    idle = get("streams-held-c1000", "gateway", "worker_rss_idle_mb")
+    peak = get("streams-held-c1000", "gateway", "worker_rss_peak_mb")
+    add(
+        "worker RSS ≤ 250 MB idle",
+        idle,
+        None if idle is None else idle <= 250,
+        f"{fmt(idle, 0)} MB (largest worker before the stream load)",
+    )
+    add(
+        "worker RSS ≤ 300 MB under the stream load",
+        peak,
+        None if peak is None else peak <= 300,
+        f"{fmt(peak, 0)} MB (largest worker's peak, 1,000 held streams)",
     )
     me = meta.get("mcp_endpoint") or {}
     add(
@@ -1000,6 +1026,8 @@ def main() -> None:
     procs = Processes(tmp)
     db_names = [f"gateway_bench_{os.getpid()}", f"gateway_bench_ref_{os.getpid()}"]
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    # The box is shared: the load when the run starts and ends says how much to trust it.
+    load_start = os.getloadavg()
     say(f"# logs in {tmp}")
     try:
         upstream_pid = start_upstream(procs, tmp, a.upstream_port)
@@ -1094,6 +1122,7 @@ def main() -> None:
             say("# routing ...")
             meta["routing"] = run_module("bench.routing_latency", [], 1800)
         meta["finished"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+        meta["load_average"] = {"start": load_start, "end": os.getloadavg()}
         summary = summarize(results, [t.name for t in targets], scenarios)
         checks = verdicts(summary, meta)
         md = markdown(summary, meta, checks)

@@ -112,6 +112,7 @@ class DatabaseCounters:
         )
         if (running or 0) >= cap:
             return None
+        # The id made here: reading lease.id after the commit would load the row again.
         lease_id = uuid.uuid4()
         db.session.add(
             TurnLease(id=lease_id, user_id=user_id, expires_at=now + timedelta(seconds=ttl))

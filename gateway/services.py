@@ -21,6 +21,7 @@ from gateway.settings import ConfigError, Settings
 if TYPE_CHECKING:
     from flask import Flask
 
+    from gateway.auth.tokens import ApiKeyCache
     from gateway.limits import Counters
     from gateway.mcp_server.server import Endpoint
 
@@ -91,6 +92,15 @@ class Services:
         from gateway.limits import counters_for
 
         return self._once("counters", lambda: counters_for(self.settings.limits.redis_url))
+
+    @property
+    def api_key_cache(self) -> ApiKeyCache:
+        """Valid API keys' owners, re-read every API_KEY_CACHE_SECONDS."""
+        from gateway.auth.tokens import ApiKeyCache
+
+        return self._once(
+            "api_key_cache", lambda: ApiKeyCache(self.settings.auth.api_key_cache_seconds)
+        )
 
     @property
     def endpoint(self) -> Endpoint:

@@ -104,6 +104,13 @@ class AuthSettings(Section):
     login_window_seconds: int = env(
         "LOGIN_WINDOW_SECONDS", 300, "the login throttling window", ge=1
     )
+    api_key_cache_seconds: float = env(
+        "API_KEY_CACHE_SECONDS",
+        5.0,
+        "seconds a worker trusts an API key it has read; a key revoked through another worker "
+        "or replica stops within this (`0`: read on every request)",
+        ge=0,
+    )
 
 
 class EndpointSettings(Section):

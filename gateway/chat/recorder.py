@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from gateway.catalog.search import SEARCH_SERVER
@@ -256,11 +257,14 @@ class TurnRecorder:
 
     def _set_user_message(self, status: str, *, error: str | None = None) -> None:
         # No autoflush: the rows added so far are written by the commit (see ``_write``).
+        # Two UPDATEs by id: neither row is read first.
         with db.session.no_autoflush:
-            message = db.session.get(ConversationMessage, self.turn.user_message_id)
-            if message is not None:
-                message.status = status
-                message.error = error
+            db.session.execute(
+                update(ConversationMessage)
+                .where(ConversationMessage.id == self.turn.user_message_id)
+                .values(status=status, error=error)
+                .execution_options(synchronize_session=False)
+            )
             touch(self.turn.conversation_id)  # type: ignore[arg-type]
 
     def _commit(self) -> None:

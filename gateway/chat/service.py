@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -67,7 +68,8 @@ def begin_turn(
     registry = get_services().llm
     provider = registry.get(body.provider)  # an unknown provider is a 422, nothing stored
     messages, prompts = history or ([], [])
-    # Committed and released before the turn calls out.
+    # Committed and released before the turn calls out. Ids made here, not by a flush: both
+    # rows go out with the one commit at the end of the block.
     with unit_of_work():
         if body.conversation_id is not None:
             conversation = store.get_conversation(user.id, body.conversation_id)
@@ -77,10 +79,12 @@ def begin_turn(
                     conversation.id, budget_tokens=settings.history_token_budget
                 )
         else:
-            conversation = Conversation(user_id=user.id, title=store.title_from(body.message))
+            conversation = Conversation(
+                id=uuid.uuid4(), user_id=user.id, title=store.title_from(body.message)
+            )
             db.session.add(conversation)
-            db.session.flush()
         message = ConversationMessage(
+            id=uuid.uuid4(),
             conversation_id=conversation.id,
             user_id=user.id,
             role="user",
@@ -88,7 +92,6 @@ def begin_turn(
             status="pending",
         )
         db.session.add(message)
-        db.session.flush()
         turn = Turn(
             user_id=user.id,
             conversation_id=conversation.id,
@@ -101,7 +104,8 @@ def begin_turn(
             servers=tuple(body.servers or ()),
             system=system,
         )
-        store.touch(conversation.id)
+        if body.conversation_id is not None:  # a new one is already on top
+            store.touch(conversation.id)
     return turn
 
 

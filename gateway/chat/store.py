@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select, tuple_
+from sqlalchemy import Select, select, tuple_, update
 
 from gateway.chat.busy import lock_idle
 from gateway.database import unit_of_work
@@ -185,7 +185,10 @@ def message_json(message: ConversationMessage) -> dict[str, Any]:
 
 
 def touch(conversation_id: uuid.UUID) -> None:
-    """Move the conversation to the top of the list."""
-    conversation = db.session.get(Conversation, conversation_id)
-    if conversation is not None:
-        conversation.updated_at = utcnow()
+    """Move the conversation to the top of the list: one UPDATE, the row is not read first."""
+    db.session.execute(
+        update(Conversation)
+        .where(Conversation.id == conversation_id)
+        .values(updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )

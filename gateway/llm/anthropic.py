@@ -74,6 +74,8 @@ class AnthropicProvider:
         self._max_retries = max_retries
         self._max_retry_wait = max_retry_wait
         self._client: anthropic.Anthropic | None = None
+        # with_options builds a whole client each call: each other retry count is built once.
+        self._retry_variants: dict[int, anthropic.Anthropic] = {}
         self._lock = threading.Lock()
 
     def client(self) -> anthropic.Anthropic:
@@ -166,9 +168,15 @@ class AnthropicProvider:
         )
 
     def _client_for(self, request: ChatRequest) -> anthropic.Anthropic:
-        if request.max_retries is None:
+        retries = request.max_retries
+        if retries is None or retries == self._max_retries:
             return self.client()
-        return self.client().with_options(max_retries=request.max_retries)
+        variant = self._retry_variants.get(retries)
+        if variant is None:
+            variant = self._retry_variants.setdefault(
+                retries, self.client().with_options(max_retries=retries)
+            )
+        return variant
 
     def _params(self, request: ChatRequest) -> dict[str, Any]:
         params: dict[str, Any] = {

@@ -87,6 +87,9 @@ class OpenAIProvider:
         self._max_retries = max_retries
         self._max_retry_wait = max_retry_wait
         self._client: openai.OpenAI | None = None
+        # Copies of the client with another retry count (the /v1 surface asks for none): the
+        # SDK's with_options builds a whole client each call, so each count is built once.
+        self._retry_variants: dict[int, openai.OpenAI] = {}
         self._lock = threading.Lock()
 
     def client(self) -> openai.OpenAI:
@@ -188,9 +191,15 @@ class OpenAIProvider:
         )
 
     def _client_for(self, request: ChatRequest) -> openai.OpenAI:
-        if request.max_retries is None:
+        retries = request.max_retries
+        if retries is None or retries == self._max_retries:
             return self.client()
-        return self.client().with_options(max_retries=request.max_retries)
+        variant = self._retry_variants.get(retries)
+        if variant is None:
+            variant = self._retry_variants.setdefault(
+                retries, self.client().with_options(max_retries=retries)
+            )
+        return variant
 
     def _params(self, request: ChatRequest) -> dict[str, Any]:
         """SDK arguments; a client's own fields (``options``) go out as it sent them."""
