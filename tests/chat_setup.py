@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 ROOT = Path(__file__).resolve().parent.parent
 MCP_SERVER = ROOT / "tests" / "fakes" / "mcp_server.py"
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 
 def write_mcp_config(directory: Path) -> Path:
@@ -60,3 +63,15 @@ def chat_env(fake_url: str, mcp_config: Path, **extra: str) -> dict[str, str]:
         "LLM_MAX_RETRIES": "0",
         **extra,
     }
+
+
+def start_mcp_servers(app: Flask, timeout: float = 60.0) -> None:
+    """Start the app's MCP servers and wait until every one is ready (slow on a loaded host)."""
+    from gateway.services import get_services
+    from tests.fakes.mcp_helpers import wait_until
+
+    with app.app_context():
+        hub = get_services().mcp
+        hub.start()
+        ready = wait_until(lambda: {s.state for s in hub.statuses()} == {"ready"}, timeout=timeout)
+        assert ready, [(s.name, s.state) for s in hub.statuses()]

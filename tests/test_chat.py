@@ -13,7 +13,7 @@ from gateway.database import upgrade_database
 from gateway.extensions import db
 from gateway.models import ConversationMessage, ToolCallRecord
 from gateway.services import close_services
-from tests.chat_setup import chat_settings, write_mcp_config
+from tests.chat_setup import chat_settings, start_mcp_servers, write_mcp_config
 from tests.conftest import test_settings
 from tests.factories import create_account, create_conversation
 from tests.fakes.fake_llm import call_tool, fail, reply
@@ -29,6 +29,7 @@ def chat_app(database_url, fake, mcp_config, app):
     # ``app`` first: the schema exists and tables are truncated after each test.
     chat = create_app(test_settings(database_url, **chat_settings(fake.url, mcp_config)))
     upgrade_database(chat)
+    start_mcp_servers(chat)
     yield chat
     close_services(chat)
 
