@@ -95,12 +95,10 @@ def test_parallel_tool_calls_run_concurrently(providers, fake, api, stream):
         call_tools((CLOCK_WIRE, {"timezone": "UTC"}), (CLOCK_WIRE, {"timezone": "Asia/Tokyo"}))
     )
     runner = Runner(sleep=0.3)
-    started = time.perf_counter()
     response, _ = _turn(providers(api), _request(), runner, stream)
-    elapsed = time.perf_counter() - started
+    # Overlapping spans prove concurrency without a wall-clock bound (no timed tests).
     (a_start, a_end), (b_start, b_end) = runner.spans
     assert max(a_start, b_start) < min(a_end, b_end), "the two calls did not overlap"
-    assert elapsed < 0.55, elapsed
     # Results go back in the order the model asked for them.
     tool_messages = [m for m in response.messages if m.role == "tool"]
     assert [m.tool_result.text() for m in tool_messages] == ["12:00 in UTC", "12:00 in Asia/Tokyo"]
