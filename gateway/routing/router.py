@@ -280,6 +280,9 @@ class Router:
         s = self.settings
         raw_mentions, query = mentions(prompt)
         mentioned = tuple(dict.fromkeys(n for n in map(self.resolve, raw_mentions) if n))
+        # A turn pinned by an @mention offers its server whatever the scores: only the order of
+        # that server's tools is left to rank, and it gets the strongest model.
+        thorough = thorough or bool(mentioned)
         terms = query_terms(query)
         recent = [h for h in reversed(history) if h.strip()][: s.history_turns]
         for age, turn in enumerate(recent):
@@ -395,7 +398,8 @@ class Router:
         pinned_servers: Sequence[str] = (),
     ) -> RoutingDecision:
         """Choose the servers and tools to offer for ``prompt``."""
-        return self.decide(prompt, self.rank(prompt, history=history), pinned_servers)
+        ranking = self.rank(prompt, history=history, thorough=bool(pinned_servers))
+        return self.decide(prompt, ranking, pinned_servers)
 
     def decide(
         self, prompt: str, ranking: Ranking, pinned_servers: Sequence[str] = ()
