@@ -242,9 +242,23 @@ class HealthTicker:
 # --- the commands ----------------------------------------------------------------------------
 
 
+# Any of these in .env gives the gateway a provider that can answer (gateway/settings.py).
+PROVIDER_SETTINGS = (
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_API_KEY_FILE",
+    "OPENAI_API_KEY",
+    "OPENAI_API_KEY_FILE",
+    "OPENAI_BASE_URL",
+)
+
+
 def up(compose: Compose, url: str, timeout: float) -> int:
     if volume_exists(compose, "pgdata") and not (SECRETS / "postgres_password").exists():
         print(_mismatch("exists, but secrets/postgres_password does not"), file=sys.stderr)  # noqa: T201
+        return 1
+    missing = missing_provider()
+    if missing:
+        print(missing, file=sys.stderr)  # noqa: T201
         return 1
     created = stack.create_secrets(SECRETS)
     if created:
@@ -280,6 +294,26 @@ def up(compose: Compose, url: str, timeout: float) -> int:
         f"""       -d '{{"email": "{email}", "password": "..."}}'"""
     )
     return 0
+
+
+def missing_provider() -> str | None:
+    """Why the gateway would refuse to start (production needs a model provider), from ``.env``.
+
+    The gateway's variables reach it only through ``.env`` (compose.yaml's ``env_file``), so the
+    shell's are not looked at. None when ``.env`` names a provider, or when COMPOSE_FILE adds
+    files that may set one.
+    """
+    if os.environ.get("COMPOSE_FILE"):
+        return None
+    if any(dotenv_setting(name) for name in PROVIDER_SETTINGS):
+        return None
+    if (dotenv_setting("LLM_ALLOW_OFFLINE") or "").lower() in ("1", "true", "yes", "on"):
+        return None
+    return (
+        "make up runs the gateway in production mode, which needs a model provider: put "
+        "ANTHROPIC_API_KEY=..., OPENAI_API_KEY=... or OPENAI_BASE_URL=... in .env "
+        "(or LLM_ALLOW_OFFLINE=true to try the stack with the offline provider), then make up."
+    )
 
 
 def _mismatch(what: str) -> str:
@@ -386,14 +420,20 @@ def compose_setting(
     """A variable as compose reads it for interpolation: the environment, else ``.env``."""
     if os.environ.get(name):
         return os.environ[name]
+    return dotenv_setting(name, pattern, env_file=env_file)
+
+
+def dotenv_setting(
+    name: str, pattern: str = r"[^'\"\s#]+", *, env_file: Path | None = None
+) -> str | None:
+    """A variable's value in ``.env`` (what the containers get through ``env_file``), or None."""
     env_file = env_file or ROOT / ".env"
-    if env_file.exists():
-        found = re.search(
-            rf"^\s*{name}\s*=\s*['\"]?({pattern})", env_file.read_text(encoding="utf-8"), re.M
-        )
-        if found:
-            return found.group(1)
-    return None
+    if not env_file.exists():
+        return None
+    found = re.search(
+        rf"^[ \t]*{name}[ \t]*=[ \t]*['\"]?({pattern})", env_file.read_text(encoding="utf-8"), re.M
+    )
+    return found.group(1) if found else None
 
 
 def main(argv: Sequence[str]) -> int:

@@ -246,3 +246,33 @@ def test_compose_settings_come_from_the_environment_then_dot_env(tmp_path, monke
     assert compose.compose_setting("CORS_ORIGINS", env_file=env_file) is None
     monkeypatch.setenv("ADMIN_EMAIL", "env@example.com")
     assert compose.compose_setting("ADMIN_EMAIL", env_file=env_file) == "env@example.com"
+
+
+@pytest.mark.parametrize(
+    ("dotenv", "refused"),
+    [
+        ("", True),
+        ("ANTHROPIC_API_KEY=\nLLM_ALLOW_OFFLINE=false\n", True),
+        ("OPENAI_API_KEY=sk-test\n", False),
+        ("OPENAI_BASE_URL='http://127.0.0.1:11434/v1'\n", False),
+        ("ANTHROPIC_API_KEY_FILE=/run/secrets/anthropic\n", False),
+        ("LLM_ALLOW_OFFLINE=true\n", False),
+    ],
+)
+def test_make_up_without_a_model_provider_is_refused_before_anything_is_written(
+    tmp_path, monkeypatch, capsys, dotenv, refused
+):
+    monkeypatch.delenv("COMPOSE_FILE", raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-in-the-shell-does-not-reach-the-container")
+    (tmp_path / ".env").write_text(dotenv)
+    assert (compose.missing_provider() is not None) == refused
+    if not refused:
+        return
+    _fake(tmp_path, "podman", 'case "$1" in volume) exit 1 ;; *) echo "ran: $*" ;; esac')
+    monkeypatch.setattr(compose, "SECRETS", tmp_path / "secrets")
+    engine = compose.Compose("podman", (str(tmp_path / "podman"), "compose"), False)
+    assert compose.up(engine, "http://127.0.0.1:1/health", timeout=0) == 1
+    captured = capsys.readouterr()
+    assert "needs a model provider" in captured.err and "LLM_ALLOW_OFFLINE=true" in captured.err
+    assert "ran:" not in captured.out
+    assert not (tmp_path / "secrets").exists()
