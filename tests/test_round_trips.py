@@ -178,7 +178,7 @@ def test_a_key_is_read_once_per_cache_period(chat_app, api_key):
     get_services(chat_app).api_key_cache.seconds = 0
     with counted(chat_app) as sent:
         assert client.get("/v1/models", headers=api_key).status_code == 200
-    assert sent == ["SELECT api_keys", "ROLLBACK"]
+    assert sent == ["SELECT api_keys", "COMMIT"]
 
 
 def test_a_key_revoked_elsewhere_stops_working_when_its_cache_entry_ages(chat_app, api_key):
