@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from gateway.errors import InvalidParameter
+from gateway.llm.anthropic import ANTHROPIC_EFFORTS, ANTHROPIC_SERVICE_TIERS
 
 ProviderKind = Literal["openai", "anthropic", "offline"]
 
@@ -40,15 +41,6 @@ ANTHROPIC_MAPPED = frozenset(
 REFUSED_EVERYWHERE = {
     "functions": "Legacy `functions` are not supported; send `tools` instead.",
     "function_call": "Legacy `function_call` is not supported; send `tool_choice` instead.",
-}
-
-ANTHROPIC_SERVICE_TIERS = {"auto": "auto", "default": "standard_only"}
-ANTHROPIC_EFFORTS = {
-    "minimal": "low",
-    "low": "low",
-    "medium": "medium",
-    "high": "high",
-    "xhigh": "xhigh",
 }
 
 

@@ -11,7 +11,6 @@ from typing import Any
 import anthropic
 import httpx2
 
-from gateway.compat import fields
 from gateway.llm import base
 from gateway.llm.errors import ProviderError
 from gateway.llm.types import (
@@ -27,6 +26,17 @@ from gateway.llm.types import (
 from gateway.tools import Tool, ToolResult
 
 log = logging.getLogger(__name__)
+
+# OpenAI's ``service_tier`` and ``reasoning_effort`` values and Anthropic's equivalents
+# (docs/openai-compatibility.md); /v1 refuses the others (gateway.compat.fields).
+ANTHROPIC_SERVICE_TIERS = {"auto": "auto", "default": "standard_only"}
+ANTHROPIC_EFFORTS = {
+    "minimal": "low",
+    "low": "low",
+    "medium": "medium",
+    "high": "high",
+    "xhigh": "xhigh",
+}
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 
@@ -306,11 +316,11 @@ def map_options(options: Mapping[str, Any]) -> dict[str, Any]:
     if options.get("user"):
         params["metadata"] = {"user_id": options["user"]}
     if options.get("service_tier"):
-        params["service_tier"] = fields.ANTHROPIC_SERVICE_TIERS[options["service_tier"]]
+        params["service_tier"] = ANTHROPIC_SERVICE_TIERS[options["service_tier"]]
     output: dict[str, Any] = {}
     effort = options.get("reasoning_effort")
     if effort and effort != "none":
-        output["effort"] = fields.ANTHROPIC_EFFORTS[effort]
+        output["effort"] = ANTHROPIC_EFFORTS[effort]
     response_format = options.get("response_format") or {}
     if response_format.get("type") == "json_schema":
         schema = (response_format.get("json_schema") or {}).get("schema") or {"type": "object"}
