@@ -41,6 +41,17 @@ def test_hybrid_router_reports_both_stages(catalog: Catalog) -> None:
     assert {"lexical", "semantic", "fusion"} <= set(decision.latency_ms)
 
 
+def test_warming_loads_the_encoder_even_when_the_catalog_vectors_are_cached(
+    catalog: Catalog,
+) -> None:
+    cache = EmbeddingCache()
+    make_router(catalog, HashingEncoder(), cache).warm()
+    fresh = HashingEncoder()  # as a worker's encoder whose model is not loaded yet
+    make_router(catalog, fresh, cache).warm()
+    # No document encoded again, but one query: a model loaded lazily is loaded by warm().
+    assert fresh.calls == [(1, True)]
+
+
 def test_catalog_vectors_are_encoded_once_per_catalog(catalog: Catalog) -> None:
     encoder, cache = HashingEncoder(), EmbeddingCache()
     first = make_router(catalog, encoder, cache)

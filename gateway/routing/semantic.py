@@ -158,8 +158,10 @@ class SemanticIndex:
         return matrix[: self._split], matrix[self._split :]
 
     def warm(self) -> None:
-        """Encode the catalog now rather than on the first prompt."""
+        """Encode the catalog now rather than on the first prompt, and load the encoder's model:
+        cached document vectors alone would leave it to load on the first prompt (seconds)."""
         self._vectors()
+        self.encoder.encode(["warm"], query=True)
 
     def scores(
         self,
