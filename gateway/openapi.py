@@ -365,15 +365,25 @@ def build_document(
     }
 
 
-def _configured_providers(components: dict[str, Any]) -> None:
-    """``provider`` of ``POST /chat`` is one this deployment has configured (else 422)."""
-    providers = sorted({row["provider"] for row in get_services().llm.list_models()})
+def _configured_choices(components: dict[str, Any]) -> None:
+    """``provider`` and ``servers`` of ``POST /chat`` name what this deployment has configured
+    (else 422): its providers and its MCP servers (as of the document's first request)."""
+    services = get_services()
+    providers = sorted({row["provider"] for row in services.llm.list_models()})
+    servers = sorted(c.name for c in services.mcp.configs if c.enabled)
     chat = components.get("ChatBody", {}).get("properties", {})
     if "provider" in chat:
         chat["provider"] = {
             "anyOf": [{"enum": providers}, {"type": "null"}],
             "default": None,
             "description": "One of the configured providers (GET /models).",
+        }
+    if "servers" in chat:
+        items: dict[str, Any] = {"enum": servers} if servers else {"not": {}}
+        chat["servers"] = {
+            "anyOf": [{"type": "array", "items": items, "maxItems": 20}, {"type": "null"}],
+            "default": None,
+            "description": "Configured MCP servers to offer instead of routing (GET /mcp/servers).",
         }
 
 
@@ -388,5 +398,5 @@ def openapi() -> ResponseReturnValue:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     document = _documents.get(app)
     if document is None:
-        document = _documents[app] = build_document(app, restrict=_configured_providers)
+        document = _documents[app] = build_document(app, restrict=_configured_choices)
     return document

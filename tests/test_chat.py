@@ -202,6 +202,18 @@ def test_pinned_servers_and_mentions_override_routing(chat, fake, alice):
     assert body["routing"]["servers"] == ["calc"]
 
 
+def test_a_pinned_server_that_is_not_configured_is_a_422_and_nothing_is_stored(
+    chat, chat_app, fake, alice
+):
+    before = stored_messages_count(chat_app)
+    response = post_chat(chat, alice, "tell me a story", servers=["calc", "nope"])
+    assert response.status_code == 422
+    [detail] = response.get_json()["error"]["details"]
+    assert detail["field"] == "servers" and "nope" in detail["message"]
+    assert "calc" not in detail["message"]
+    assert stored_messages_count(chat_app) == before and fake.requests == []
+
+
 # --- idempotency ------------------------------------------------------------------------
 
 

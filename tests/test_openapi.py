@@ -147,9 +147,10 @@ def _expressible(case) -> bool:
     return True
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def api_key(api_app) -> dict[str, str]:
-    """An admin's API key, so the admin operations are exercised past their 403."""
+    """An admin's API key, so the admin operations are exercised past their 403; made for each
+    test, since the tables are emptied after each (a key kept across tests outlived its owner)."""
     with api_app.app_context():
         admin = register_user("openapi-admin@example.com", "a long password 1", role="admin")
         _, secret = create_api_key(admin, "schemathesis", None)

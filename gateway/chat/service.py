@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,7 @@ from gateway.llm.errors import UpstreamError, UpstreamTimeout
 from gateway.metrics import observe_tool_call, observe_turn
 from gateway.models import Conversation, ConversationMessage
 from gateway.routing import log_decision
+from gateway.routing.text import slug
 from gateway.services import get_services
 from gateway.settings import LimitsSettings
 from gateway.tools import ToolResult
@@ -65,6 +66,7 @@ def begin_turn(
                 }
             ]
         )
+    _refuse_unknown_servers(body.servers or ())
     registry = get_services().llm
     provider = registry.get(body.provider)  # an unknown provider is a 422, nothing stored
     messages, prompts = history or ([], [])
@@ -107,6 +109,16 @@ def begin_turn(
         if body.conversation_id is not None:  # a new one is already on top
             store.touch(conversation.id)
     return turn
+
+
+def _refuse_unknown_servers(names: Sequence[str]) -> None:
+    """A 422 naming the servers no MCP config has (names compare as ``@mentions`` do)."""
+    known = {slug(c.name) for c in get_services().mcp.configs if c.enabled}
+    unknown = [name for name in names if slug(name.strip(".-")) not in known]
+    if unknown:
+        raise ValidationFailed(
+            details=[{"field": "servers", "message": f"unknown MCP server: {', '.join(unknown)}"}]
+        )
 
 
 def unstored_turn(
