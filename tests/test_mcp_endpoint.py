@@ -299,6 +299,8 @@ def test_calls_are_recorded_for_admins_counted_in_metrics_and_limited_per_user(l
     assert all(c["method"] == "tools/call" and c["request_bytes"] > 0 for c in mine)
     assert secret not in listing.text
     assert secret not in str(_rows(live.database_url, "SELECT * FROM mcp_endpoint_calls"))
+    empty_user = requests.get(live.server.url + "/mcp/calls?user_id=", headers=admin, timeout=10)
+    assert empty_user.status_code == 422  # not a UUID, as the document says: no silent "all"
     forbidden = requests.get(
         live.server.url + "/mcp/calls", headers={"Authorization": f"Bearer {key}"}, timeout=10
     )

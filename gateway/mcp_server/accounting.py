@@ -25,7 +25,7 @@ def recent_calls(
     """
     try:
         count = int(limit)
-        user = uuid.UUID(user_id) if user_id else None
+        user = uuid.UUID(user_id) if user_id is not None else None
     except ValueError:
         raise ValidationFailed("user_id must be a UUID and limit an integer.") from None
     if not 1 <= count <= MAX_LIMIT:
