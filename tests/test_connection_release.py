@@ -15,11 +15,10 @@ from gateway import create_app
 from gateway.database import upgrade_database
 from gateway.extensions import db
 from gateway.services import close_services, get_services
-from tests.chat_setup import chat_settings, write_mcp_config
+from tests.chat_setup import chat_settings, start_mcp_servers, write_mcp_config
 from tests.conftest import test_settings
 from tests.factories import create_account
 from tests.fakes.fake_llm import call_tool, reply
-from tests.fakes.mcp_helpers import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -31,10 +30,7 @@ def mcp_config(tmp_path_factory):
 def chat_app(database_url, fake, mcp_config, app):
     chat = create_app(test_settings(database_url, **chat_settings(fake.url, mcp_config)))
     upgrade_database(chat)
-    with chat.app_context():
-        hub = get_services().mcp
-        hub.start()
-        assert wait_until(lambda: [s.state for s in hub.statuses()] == ["ready"], timeout=30)
+    start_mcp_servers(chat)
     yield chat
     close_services(chat)
 
