@@ -206,6 +206,9 @@ def warm_up(app: Flask, *, settle_seconds: float = 30.0) -> None:
             ):
                 time.sleep(0.05)
             services.tools.offer("warm up")
+            # Every index and its model, the multilingual one included: an English warm-up
+            # prompt leaves it to a worker's first prompt in another language (1.5-3 s).
+            services.tools.router().warm()
         except Exception:  # warm-up is best effort; the first request retries
             log.warning("warm-up failed", exc_info=True)
     services.warm = "ok"
