@@ -221,6 +221,10 @@ def test_server_that_cannot_start_is_unavailable_and_withheld(make_hub):
         first_use_wait=5,
     )
     assert {t.server for t in hub.list_tools()} == {"test"}
+    # list_tools waits for the ready ones only: the broken ones settle on their own time.
+    assert wait_until(
+        lambda: all(s.state != "starting" for s in hub.statuses() if s.name != "off"), timeout=30
+    )
     statuses = {s.name: s for s in hub.statuses()}
     assert statuses["broken"].state == "unavailable" and statuses["broken"].last_error
     assert statuses["missing"].state == "unavailable"
