@@ -181,6 +181,15 @@ def test_an_unsure_first_stage_asks_the_transformer(shipped: Router) -> None:
     assert ranking.servers[0].name == "time"
 
 
+def test_a_wide_plain_chat_lead_skips_the_transformer(shipped: Router) -> None:
+    prompt = "Say hello in one short sentence."
+    ranking = shipped.rank(prompt)
+    assert "semantic" not in ranking.latency_ms, shipped.explain(prompt)
+    assert shipped.decide(prompt, ranking).method == "plain_chat"
+    checked = Router(shipped.catalog, replace(shipped.settings, chat_sure=1.0))
+    assert "semantic" in checked.rank(prompt).latency_ms
+
+
 def test_a_thorough_ranking_always_uses_the_transformer(shipped: Router) -> None:
     ranking = shipped.rank("What time is it in Tokyo right now?", thorough=True)
     assert "semantic" in ranking.latency_ms

@@ -312,16 +312,17 @@ class Router:
         chat_lead: float | None = None
         real = len(self._servers)
         for position, (index, stage) in enumerate(stages):
-            # The first stage is sure of a confident match; "plain chat" is always checked by
-            # the transformer (static vectors mistake short questions for chat).
-            if (
-                position
-                and not thorough
-                and fused is not None
-                and fused[0].max(initial=0.0) >= s.escalate_below
-                and (chat_lead is None or chat_lead < s.chat_margin)
-            ):
-                break
+            # The first stage is sure of a confident match, or of plain chat by a wide lead;
+            # a narrow "plain chat" is checked by the transformer (static vectors mistake short
+            # questions for chat).
+            if position and not thorough and fused is not None:
+                best = fused[0].max(initial=0.0)
+                sure_match = best >= s.escalate_below and (
+                    chat_lead is None or chat_lead < s.chat_margin
+                )
+                sure_chat = s.chat_sure < 1 and chat_lead is not None and chat_lead >= s.chat_sure
+                if sure_match or (sure_chat and best < s.chat_below):
+                    break
             sem_started = time.perf_counter()
             server_sem, tool_sem = index.scores(
                 query,
