@@ -23,6 +23,7 @@ $(BIN)/uv: | $(BIN)/activate
 
 $(VENV)/.runtime-installed: requirements.txt | $(BIN)/uv
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.txt
+	$(BIN)/python -m gateway.routing.prepare
 	@touch $@
 
 $(VENV)/.dev-installed: requirements-dev.txt $(VENV)/.runtime-installed
