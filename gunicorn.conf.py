@@ -64,6 +64,12 @@ def on_starting(server):
             # The workers inherit the URL and connect; they never start a server themselves.
             os.environ["DATABASE_URL"] = embedded.url
         prepare_service(create_app())
+        # Read-only model weights, loaded once here and shared by every worker after the fork.
+        from gateway.routing.encoders import preload_models
+
+        loaded = preload_models(settings.routing)
+        if loaded:
+            server.log.info("routing models loaded before fork: %s", ", ".join(loaded))
     except (ConfigError, DatabaseUnavailable, EmbeddedPostgresError) as exc:
         server.log.error("start-up failed: %s", exc)
         _stop_embedded_database(server)

@@ -65,7 +65,7 @@ class MiniLMEncoder:
         self.model_path: Path | None = None  # the file loaded, once loaded
 
     def _load(self) -> None:
-        """Load the model and tokenizer on first use, never at import or before a fork."""
+        """Load the model and tokenizer on first use (never at import; see ``preload_models``)."""
         import onnxruntime
         from tokenizers import BertWordPieceTokenizer
 
@@ -297,3 +297,25 @@ def encoder_for(settings: RoutingSettings, *, api_key: str = "") -> Encoder | No
         )
         return None
     return local_encoder(kind)
+
+
+def preload_models(settings: RoutingSettings) -> list[str]:
+    """Load every local model the settings use now; the names of those loaded.
+
+    The gunicorn master calls it before it forks: model weights are only read after loading, so
+    the workers share their pages copy-on-write instead of each loading a copy (~210 MB per
+    worker for the three models). Safe to inherit across fork: each model runs in its caller's
+    thread (onnxruntime with one intra-op and one inter-op thread, numpy), and its lock is
+    created unlocked; ``tests/test_model_sharing.py`` encodes in forked children.
+    """
+    if not settings.semantic or settings.semantic_backend != "local":
+        return []
+    encoders = [encoder_for(settings), first_stage_encoder(settings)]
+    if settings.multilingual:
+        encoders.append(multilingual_encoder())
+    loaded = []
+    for encoder in encoders:
+        if encoder is not None:
+            encoder.encode(["warm up"], query=True)
+            loaded.append(encoder.name)
+    return loaded
