@@ -225,6 +225,8 @@ class RssSampler(threading.Thread):
         super().__init__(daemon=True)
         self.master, self.peak, self.stop = master, {}, threading.Event()
         self.threads_peak: dict[int, int] = {}
+        self.pss_peak: dict[int, float] = {}
+        self.uss_peak: dict[int, float] = {}
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -235,6 +237,9 @@ class RssSampler(threading.Thread):
                     threads = int(re.search(r"Threads:\s+(\d+)", status).group(1))
                     self.peak[pid] = max(self.peak.get(pid, 0.0), rss)
                     self.threads_peak[pid] = max(self.threads_peak.get(pid, 0), threads)
+                    pss, uss = shared_memory_mb(pid)
+                    self.pss_peak[pid] = max(self.pss_peak.get(pid, 0.0), pss)
+                    self.uss_peak[pid] = max(self.uss_peak.get(pid, 0.0), uss)
             self.stop.wait(0.5)
 
 
@@ -244,6 +249,24 @@ def worker_rss_mb(master: int | None) -> list[float]:
         with contextlib.suppress(OSError, AttributeError):
             status = Path(f"/proc/{pid}/status").read_text()
             out.append(int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024)
+    return out
+
+
+def shared_memory_mb(pid: int) -> tuple[float, float]:
+    """A process's PSS (shared pages divided among their sharers) and USS (its private pages),
+    in MB: RSS counts the routing models the master loaded before the fork once per worker."""
+    fields = dict(
+        (line.split(":")[0], int(line.split()[1]))
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]
+    )
+    return fields["Pss"] / 1024, (fields["Private_Clean"] + fields["Private_Dirty"]) / 1024
+
+
+def worker_shared_memory_mb(master: int | None) -> list[tuple[float, float]]:
+    out = []
+    for pid in gunicorn_workers(master):
+        with contextlib.suppress(OSError, KeyError, ValueError):
+            out.append(shared_memory_mb(pid))
     return out
 
 
@@ -377,6 +400,7 @@ def measure(target: Target, name: str, sc: dict[str, Any], scale: float) -> dict
     seconds = max(2.0, sc["d"] * scale)
     sampler = RssSampler(target.pid) if sc["tool"] == "held" else None
     rss_idle = worker_rss_mb(target.pid)
+    shared_idle = worker_shared_memory_mb(target.pid) if sampler else []
     c0, m0 = cpu_ticks(target.pid), machine_ticks()
     if sampler:
         sampler.start()
@@ -393,6 +417,10 @@ def measure(target: Target, name: str, sc: dict[str, Any], scale: float) -> dict
         res["worker_rss_idle_mb"] = rss_idle
         res["worker_rss_peak_mb"] = sorted(sampler.peak.values())
         res["worker_threads_peak"] = sorted(sampler.threads_peak.values())
+        res["worker_pss_idle_mb"] = sorted(p for p, _ in shared_idle)
+        res["worker_uss_idle_mb"] = sorted(u for _, u in shared_idle)
+        res["worker_pss_peak_mb"] = sorted(sampler.pss_peak.values())
+        res["worker_uss_peak_mb"] = sorted(sampler.uss_peak.values())
     n = max(res["requests"], 1)
     if c0 is not None and c1 is not None:
         res["cpu_s"] = (c1 - c0) / TICK
@@ -703,6 +731,10 @@ def summarize(
                 s["worker_rss_idle_mb"] = max(
                     (max(r.get("worker_rss_idle_mb") or [0]) for r in runs), default=None
                 )
+                for kind in ("pss", "uss"):
+                    for when in ("idle", "peak"):
+                        key = f"worker_{kind}_{when}_mb"
+                        s[key] = max((max(r.get(key) or [0]) for r in runs), default=None)
                 s["stalled_total"] = sum(r.get("stalled", 0) for r in runs)
                 s["completed_min"] = min(r.get("ok", 0) for r in runs)
             per[name] = s
@@ -876,6 +908,15 @@ def verdicts(summary: dict[str, Any], meta: dict[str, Any]) -> list[tuple[str, s
         peak,
         None if peak is None else peak <= 300,
         f"{fmt(peak, 0)} MB (largest worker's peak, 1,000 held streams)",
+    )
+    pss = [get("streams-held-c1000", "gateway", f"worker_pss_{w}_mb") for w in ("idle", "peak")]
+    uss = [get("streams-held-c1000", "gateway", f"worker_uss_{w}_mb") for w in ("idle", "peak")]
+    add(
+        "worker PSS ≤ 250 MB idle, ≤ 300 MB under the stream load (not the issue's measure)",
+        pss[0],
+        None if None in pss else pss[0] <= 250 and pss[1] <= 300,
+        f"PSS {fmt(pss[0], 0)}→{fmt(pss[1], 0)} MB, private (USS) {fmt(uss[0], 0)}→"
+        f"{fmt(uss[1], 0)} MB: the routing models are loaded before the fork and shared",
     )
     me = meta.get("mcp_endpoint") or {}
     add(
