@@ -38,6 +38,8 @@ class MiniLMEncoder:
     20-token prompt on one core, ~40 MB per process, no network."""
 
     name = "all-MiniLM-L6-v2-int8"
+    # onnxruntime keeps process-wide state with threads: a session must not cross a fork.
+    fork_safe = False
     floor = 0.1
     ceiling = 0.6
 
@@ -135,6 +137,7 @@ class WordLlamaEncoder:
     """
 
     name = "wordllama-l2-supercat-256"
+    fork_safe = True  # numpy arrays, read only once loaded
     # Calibrated like MiniLM's pair: the same percentiles of prompt-document cosines.
     floor = 0.085
     ceiling = 0.59
@@ -172,6 +175,7 @@ class MultilingualEncoder:
     core: the router uses it only for prompts that do not look English."""
 
     name = "use-multilingual-v3"
+    fork_safe = True  # numpy arrays, read only once loaded
     # Calibrated on LiveMCPBench: cosines of a prompt with an unrelated tool sit near 0.05, with
     # the right one from about 0.25.
     floor = 0.05
@@ -300,22 +304,26 @@ def encoder_for(settings: RoutingSettings, *, api_key: str = "") -> Encoder | No
 
 
 def preload_models(settings: RoutingSettings) -> list[str]:
-    """Load every local model the settings use now; the names of those loaded.
+    """Load the fork-safe local models the settings use now; the names of those loaded.
 
     The gunicorn master calls it before it forks: model weights are only read after loading, so
-    the workers share their pages copy-on-write instead of each loading a copy (~210 MB per
-    worker for the three models). Safe to inherit across fork: each model runs in its caller's
-    thread (onnxruntime with one intra-op and one inter-op thread, numpy), and its lock is
-    created unlocked; ``tests/test_model_sharing.py`` encodes in forked children.
+    the workers share their pages copy-on-write instead of each loading a copy (WordLlama and
+    the multilingual model, ~170 MB per worker). Only numpy models are loaded here: each runs in
+    its caller's thread and its lock is created unlocked. MiniLM is not (``fork_safe``): a child
+    that inherits an onnxruntime session hangs or aborts in onnxruntime's exit handlers (seen:
+    ``std::system_error`` at every worker's exit), so each worker loads its own (~40 MB).
+    ``tests/test_model_sharing.py`` encodes in forked children and checks how they exit.
     """
     if not settings.semantic or settings.semantic_backend != "local":
         return []
-    encoders = [encoder_for(settings), first_stage_encoder(settings)]
+    wanted = [encoder_for(settings), first_stage_encoder(settings)]
     if settings.multilingual:
-        encoders.append(multilingual_encoder())
-    loaded = []
-    for encoder in encoders:
-        if encoder is not None:
-            encoder.encode(["warm up"], query=True)
-            loaded.append(encoder.name)
-    return loaded
+        wanted.append(multilingual_encoder())
+    loaded: dict[str, None] = {}
+    for encoder in wanted:
+        parts = getattr(encoder, "parts", None)
+        for model in [part for part, _ in parts] if parts else [encoder]:
+            if model is not None and getattr(model, "fork_safe", False):
+                model.encode(["warm up"], query=True)
+                loaded[model.name] = None
+    return list(loaded)
