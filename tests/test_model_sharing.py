@@ -35,7 +35,8 @@ settings = RoutingSettings()
 print("loaded", ",".join(preload_models(settings)), flush=True)
 texts = sys.argv[1:]
 def encode_all():
-    models = [local_encoder(settings.local_model), first_stage_encoder(settings), multilingual_encoder()]
+    models = [local_encoder(settings.local_model), first_stage_encoder(settings)]
+    models.append(multilingual_encoder())
     return np.hstack([m.encode(texts, query=True) for m in models])
 path = os.path.join(os.environ["OUT"], "child.npy")
 pid = os.fork()
