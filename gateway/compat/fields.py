@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from gateway.errors import InvalidParameter
-from gateway.llm.anthropic import ANTHROPIC_EFFORTS, ANTHROPIC_SERVICE_TIERS
+from gateway.llm.anthropic_options import ANTHROPIC_EFFORTS, ANTHROPIC_SERVICE_TIERS
 
 ProviderKind = Literal["openai", "anthropic", "offline"]
 

@@ -12,6 +12,7 @@ import anthropic
 import httpx2
 
 from gateway.llm import base
+from gateway.llm.anthropic_options import ANTHROPIC_EFFORTS, ANTHROPIC_SERVICE_TIERS
 from gateway.llm.errors import ProviderError
 from gateway.llm.types import (
     ChatEvent,
@@ -26,17 +27,6 @@ from gateway.llm.types import (
 from gateway.tools import Tool, ToolResult
 
 log = logging.getLogger(__name__)
-
-# OpenAI's ``service_tier`` and ``reasoning_effort`` values and Anthropic's equivalents
-# (docs/openai-compatibility.md); /v1 refuses the others (gateway.compat.fields).
-ANTHROPIC_SERVICE_TIERS = {"auto": "auto", "default": "standard_only"}
-ANTHROPIC_EFFORTS = {
-    "minimal": "low",
-    "low": "low",
-    "medium": "medium",
-    "high": "high",
-    "xhigh": "xhigh",
-}
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 
