@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -75,3 +77,26 @@ def start_mcp_servers(app: Flask, timeout: float = 60.0) -> None:
         hub.start()
         ready = wait_until(lambda: {s.state for s in hub.statuses()} == {"ready"}, timeout=timeout)
         assert ready, [(s.name, s.state) for s in hub.statuses()]
+
+
+@contextmanager
+def chat_gateway(
+    database_url: str, fake_url: str, mcp_config: Path, *, start_mcp: bool = True
+) -> Iterator[Flask]:
+    """A migrated gateway app at the fake upstream with the servers of ``mcp_config`` (see
+    ``write_mcp_config``), started and ready unless ``start_mcp`` is false; its services are
+    closed afterwards. For module fixtures, which take the ``app`` fixture first: the schema
+    exists and tables are truncated after each test."""
+    from gateway import create_app
+    from gateway.database import upgrade_database
+    from gateway.services import close_services
+    from tests.conftest import test_settings
+
+    app = create_app(test_settings(database_url, **chat_settings(fake_url, mcp_config)))
+    upgrade_database(app)
+    try:
+        if start_mcp:
+            start_mcp_servers(app)
+        yield app
+    finally:
+        close_services(app)

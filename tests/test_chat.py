@@ -9,11 +9,10 @@ import pytest
 from sqlalchemy import select
 
 from gateway import create_app
-from gateway.database import upgrade_database
 from gateway.extensions import db
 from gateway.models import ConversationMessage, ToolCallRecord
 from gateway.services import close_services
-from tests.chat_setup import chat_settings, start_mcp_servers, write_mcp_config
+from tests.chat_setup import chat_gateway, chat_settings, write_mcp_config
 from tests.conftest import test_settings
 from tests.factories import create_account, create_conversation
 from tests.fakes.fake_llm import call_tool, fail, reply
@@ -26,12 +25,8 @@ def mcp_config(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def chat_app(database_url, fake, mcp_config, app):
-    # ``app`` first: the schema exists and tables are truncated after each test.
-    chat = create_app(test_settings(database_url, **chat_settings(fake.url, mcp_config)))
-    upgrade_database(chat)
-    start_mcp_servers(chat)
-    yield chat
-    close_services(chat)
+    with chat_gateway(database_url, fake.url, mcp_config) as chat:
+        yield chat
 
 
 @pytest.fixture

@@ -11,28 +11,18 @@ import json
 
 import pytest
 
-from gateway import create_app
-from gateway.database import upgrade_database
 from gateway.extensions import db
-from gateway.services import close_services, get_services
-from tests.chat_setup import chat_settings, start_mcp_servers, write_mcp_config
-from tests.conftest import test_settings
+from gateway.services import get_services
+from tests.chat_setup import chat_gateway, write_mcp_config
 from tests.factories import create_account
 from tests.fakes.fake_llm import call_tool, reply
 
 
 @pytest.fixture(scope="module")
-def mcp_config(tmp_path_factory):
-    return write_mcp_config(tmp_path_factory.mktemp("mcp"))
-
-
-@pytest.fixture(scope="module")
-def chat_app(database_url, fake, mcp_config, app):
-    chat = create_app(test_settings(database_url, **chat_settings(fake.url, mcp_config)))
-    upgrade_database(chat)
-    start_mcp_servers(chat)
-    yield chat
-    close_services(chat)
+def chat_app(database_url, fake, tmp_path_factory, app):
+    config = write_mcp_config(tmp_path_factory.mktemp("mcp"))
+    with chat_gateway(database_url, fake.url, config) as chat:
+        yield chat
 
 
 @pytest.fixture

@@ -12,22 +12,18 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import event, text
 
-from gateway import create_app
-from gateway.database import upgrade_database
 from gateway.extensions import db
-from gateway.services import close_services, get_services
-from tests.chat_setup import chat_settings, write_mcp_config
-from tests.conftest import test_settings
+from gateway.services import get_services
+from tests.chat_setup import chat_gateway, write_mcp_config
 from tests.factories import create_account
 
 
 @pytest.fixture(scope="module")
 def chat_app(database_url, fake, tmp_path_factory, app):
+    # The MCP server is not waited for: the counts are of the turn's own statements.
     config = write_mcp_config(tmp_path_factory.mktemp("mcp"))
-    chat = create_app(test_settings(database_url, **chat_settings(fake.url, config)))
-    upgrade_database(chat)
-    yield chat
-    close_services(chat)
+    with chat_gateway(database_url, fake.url, config, start_mcp=False) as chat:
+        yield chat
 
 
 @pytest.fixture
