@@ -588,16 +588,20 @@ def start_reference(procs: Processes, tmp: Path, args: argparse.Namespace, db_ur
         REF_TOKEN=token,
     )
     # The gateway's gunicorn settings (gunicorn.conf.py), without its app-specific hooks.
+    # gthread as the gateway, or gevent (the worker model issue #20 asks to measure beside it:
+    # ``--reference-worker gevent`` needs ``pip install gevent``).
+    worker = (
+        ["-k", "gevent", "--worker-connections", str(2 * args.threads)]
+        if args.reference_worker == "gevent"
+        else ["-k", "gthread", "--threads", str(args.threads)]
+    )
     cmd = [
         str(Path(sys.executable)),
         "-m",
         "gunicorn",
-        "-k",
-        "gthread",
+        *worker,
         "-w",
         str(args.workers),
-        "--threads",
-        str(args.threads),
         "-b",
         f"127.0.0.1:{args.reference_port}",
         "--keep-alive",
@@ -1015,6 +1019,12 @@ def main() -> None:
     )
     ap.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WORKERS", "2")))
     ap.add_argument("--threads", type=int, default=int(os.environ.get("BENCH_THREADS", "512")))
+    ap.add_argument(
+        "--reference-worker",
+        choices=("gthread", "gevent"),
+        default="gthread",
+        help="the reference arm's gunicorn worker class (gevent: pip install gevent)",
+    )
     ap.add_argument("--upstream-port", type=int, default=28080)
     ap.add_argument("--gateway-port", type=int, default=28400)
     ap.add_argument("--reference-port", type=int, default=28500)
@@ -1136,6 +1146,7 @@ def main() -> None:
             f"ENVIRONMENT=production, LOG_LEVEL={os.environ.get('LOG_LEVEL', 'INFO')}, "
             f"routing on (semantic), MCP: mcp-server-time (stdio)"
             + (f"; variant: {' '.join(a.gateway_env)}" if a.gateway_env else "")
+            + ("; reference arm on gevent workers" if a.reference_worker == "gevent" else "")
         )
         meta: dict[str, Any] = {
             "started": started,
