@@ -129,6 +129,14 @@ def _wait_healthy(server: LiveServer, timeout: float = 60) -> None:
     raise RuntimeError(f"gunicorn did not become healthy:\n{server.log()}")
 
 
+def bearer_headers(server: LiveServer, email: str) -> dict[str, str]:
+    """Register ``email`` over HTTP and log in: the ``Authorization`` header of its token."""
+    body = {"email": email, "password": "a long enough password"}
+    requests.post(server.url + "/auth/register", json=body, timeout=10)
+    token = requests.post(server.url + "/auth/login", json=body, timeout=10).json()["access_token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
 def api_key_with_ready_tools(server: LiveServer, email: str) -> str:
     """Register ``email``, make a personal API key over HTTP, and wait until an MCP server of
     the gateway is ready (they start in the background), so its tools are offered."""

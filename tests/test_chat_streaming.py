@@ -11,7 +11,7 @@ import requests
 from tests.chat_setup import chat_env, write_mcp_config
 from tests.conftest import TEST_SECRET
 from tests.fakes.fake_llm import FakeLLM, call_tool, reply
-from tests.live_server import gunicorn
+from tests.live_server import bearer_headers, gunicorn
 
 pytestmark = pytest.mark.slow
 
@@ -25,13 +25,6 @@ def _events(response: requests.Response):
         elif line.startswith("data: ") and name:
             yield name, line[len("data: ") :]
             name = None
-
-
-def _token(server) -> dict[str, str]:
-    body = {"email": "streamer@example.com", "password": "a long enough password"}
-    requests.post(server.url + "/auth/register", json=body, timeout=10)
-    token = requests.post(server.url + "/auth/login", json=body, timeout=10).json()["access_token"]
-    return {"Authorization": f"Bearer {token}"}
 
 
 def test_sse_events_arrive_in_order_through_gunicorn(make_database, tmp_path):
@@ -49,7 +42,10 @@ def test_sse_events_arrive_in_order_through_gunicorn(make_database, tmp_path):
         with gunicorn(env, workers=1, threads=4) as server:
             with requests.post(
                 server.url + "/chat",
-                headers={**_token(server), "Accept": "text/event-stream"},
+                headers={
+                    **bearer_headers(server, "streamer@example.com"),
+                    "Accept": "text/event-stream",
+                },
                 json={"message": "add 20 and 22"},
                 stream=True,
                 timeout=30,
@@ -82,7 +78,7 @@ def test_a_client_disconnect_saves_the_partial_answer_and_frees_the_thread(make_
         fake.script(reply(long_answer))
         # One worker with one thread: if the stream kept it, /health could not answer.
         with gunicorn(env, workers=1, threads=1) as server:
-            headers = _token(server)
+            headers = bearer_headers(server, "streamer@example.com")
             response = requests.post(
                 server.url + "/chat",
                 headers=headers,

@@ -272,7 +272,7 @@ def test_a_worker_killed_mid_request_is_replaced_and_other_requests_finish(make_
 
     from tests.chat_setup import chat_env
     from tests.conftest import TEST_SECRET
-    from tests.live_server import gunicorn
+    from tests.live_server import bearer_headers, gunicorn
     from tests.test_mcp_processes import wait_for, worker_pids
 
     url = make_database()
@@ -285,10 +285,7 @@ def test_a_worker_killed_mid_request_is_replaced_and_other_requests_finish(make_
             **chat_env(fake.url, write_mcp_config(tmp_path)),
         }
         with gunicorn(env, workers=2, threads=4) as server:
-            body = {"email": "killed@example.com", "password": "a long enough password"}
-            requests.post(server.url + "/auth/register", json=body, timeout=10)
-            token = requests.post(server.url + "/auth/login", json=body, timeout=10).json()
-            headers = {"Authorization": f"Bearer {token['access_token']}"}
+            headers = bearer_headers(server, "killed@example.com")
 
             def chat(i: int):
                 try:

@@ -15,7 +15,7 @@ from gateway.routing.settings import RoutingSettings
 from tests.chat_setup import chat_env, write_mcp_config
 from tests.conftest import TEST_SECRET
 from tests.fakes.fake_llm import FakeLLM, reply
-from tests.live_server import ROOT, gunicorn
+from tests.live_server import ROOT, bearer_headers, gunicorn
 
 TEXTS = ["What time is it in Tokyo?", "¿Qué hora es en Tokio?", "東京は今何時ですか？"]
 
@@ -83,10 +83,7 @@ def test_gunicorn_workers_route_with_the_masters_models(make_database, tmp_path)
             "CHAT_MAX_CONCURRENT": "0",
         }
         with gunicorn(env, workers=2, threads=4) as server:
-            body = {"email": "sharer@example.com", "password": "a long enough password"}
-            requests.post(server.url + "/auth/register", json=body, timeout=10)
-            login = requests.post(server.url + "/auth/login", json=body, timeout=10).json()
-            auth = {"Authorization": f"Bearer {login['access_token']}"}
+            auth = bearer_headers(server, "sharer@example.com")
             prompts = ["add 2 and 40 please", "suma dos y cuarenta, por favor"] * 4
 
             def chat(prompt: str) -> int:
