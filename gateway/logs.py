@@ -7,16 +7,20 @@ import logging
 import sys
 from datetime import UTC, datetime
 
-from flask import g, has_request_context
+from flask import g, has_app_context
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s [%(request_id)s]"
 
 
 class RequestIdFilter(logging.Filter):
-    """Adds ``request_id`` to every record ("-" outside a request)."""
+    """Adds ``request_id`` to every record ("-" outside a request).
+
+    Read from ``g``, which lives on the app context: a request's, or the one a streamed turn's
+    producer thread pushes with the request's id (``gateway.chat.sse``).
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        request_id = getattr(g, "request_id", None) if has_request_context() else None
+        request_id = getattr(g, "request_id", None) if has_app_context() else None
         record.request_id = request_id or getattr(record, "request_id", "-")
         return True
 

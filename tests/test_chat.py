@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 
@@ -345,6 +346,19 @@ def test_streamed_turn_events_in_order(chat, fake, alice):
     assert events[0] == "routing"
     assert events.index("tool_call") < events.index("tool_result") < events.index("delta")
     assert events[-1] == "done"
+
+
+def test_a_streamed_turns_log_lines_carry_the_request_id(chat, fake, alice, caplog):
+    fake.script(call_tool("calc__add", {"a": 4, "b": 5}), reply("Nine it is."))
+    headers = {**alice.headers, "X-Request-ID": "req-stream-7"}
+    with caplog.at_level(logging.INFO, logger="gateway"):
+        body = {"message": "add 4 and 5", "stream": True}
+        response = chat.post("/chat", headers=headers, json=body)
+        assert "event: done" in response.get_data(as_text=True)
+    # The routing line is logged by the turn's producer thread, not the request's.
+    routing = [r for r in caplog.records if r.name == "gateway.routing.decision"]
+    assert routing and routing[0].threadName == "sse-turn"
+    assert [r.request_id for r in routing] == ["req-stream-7"]
 
 
 def test_streamed_upstream_failure_is_an_error_event(chat, fake, alice):

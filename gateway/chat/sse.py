@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from flask import Response, current_app
+from flask import Response, current_app, g
 
 from gateway.errors import event_error
 from gateway.services import get_services
@@ -45,8 +45,11 @@ def sse_response(source: EventSource, render: Renderer = named_events) -> Respon
     cancel = threading.Event()
     events: queue.Queue[Any] = queue.Queue()
 
+    request_id = g.get("request_id")
+
     def produce() -> None:
         with app.app_context():
+            g.request_id = request_id  # the turn's log lines carry the request's id
             try:
                 for item in source(cancel.is_set):
                     events.put(item)
