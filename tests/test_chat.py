@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import uuid
+from itertools import pairwise
 
 import pytest
 from sqlalchemy import select
@@ -346,6 +348,22 @@ def test_streamed_turn_events_in_order(chat, fake, alice):
     assert events[0] == "routing"
     assert events.index("tool_call") < events.index("tool_result") < events.index("delta")
     assert events[-1] == "done"
+
+
+def test_streamed_text_of_two_rounds_is_two_paragraphs(chat, fake, alice):
+    fake.script(
+        call_tool("calc__add", {"a": 4, "b": 5}, text="Let me add them."), reply("Nine it is.")
+    )
+    response = post_chat(chat, alice, "add 4 and 5", stream=True)
+    deltas = [
+        json.loads(line.split(": ", 1)[1])["text"]
+        for previous, line in pairwise(response.get_data(as_text=True).splitlines())
+        if previous == "event: delta"
+    ]
+    assert "".join(deltas) == "Let me add them.\n\nNine it is."
+    # The stored answer is the last round's text, as without streaming.
+    done = response.get_data(as_text=True).split("event: done\ndata: ", 1)[1]
+    assert json.loads(done.split("\n", 1)[0])["message"]["content"] == "Nine it is."
 
 
 def test_a_streamed_turns_log_lines_carry_the_request_id(chat, fake, alice, caplog):

@@ -218,8 +218,15 @@ def _run(
         cancelled=cancelled,
         gateway_tools=(offer.search,) if offer.search else (),
     )
+    text_round: int | None = None  # the round whose text the client saw last
     for event in events:
         recorder.handle(event)
+        if event.type == "text_delta" and event.text:
+            # A round's text after an earlier round's (text, tool calls, then the answer)
+            # starts on a new paragraph, not glued to the last sentence.
+            if text_round is not None and event.round != text_round:
+                yield "delta", {"text": ROUND_SEPARATOR}
+            text_round = event.round
         if event.type == "done" and event.response is not None:
             done = event.response
             if done.client_calls:
@@ -238,6 +245,10 @@ def _run(
         api_event = _api_event(event)
         if api_event is not None:
             yield api_event
+
+
+# Between the texts of two model rounds in a streamed turn (a Markdown paragraph break).
+ROUND_SEPARATOR = "\n\n"
 
 
 def _api_event(event: ChatEvent) -> ApiEvent | None:
