@@ -135,6 +135,13 @@ class Ranking:
     chat_lead: float | None = None
 
 
+# One prompt for the English stages and one for the multilingual encoder (``Router.warm``).
+WARM_PROMPTS = (
+    "What can you do for me today?",
+    "¿Qué puedes hacer por mí hoy? 今日は何ができますか",
+)
+
+
 class Router:
     """Ranks a catalog's servers and tools against a prompt and selects what to offer."""
 
@@ -249,10 +256,14 @@ class Router:
         return texts
 
     def warm(self) -> None:
-        """Encode the catalog now (e.g. in a background thread after a catalog change)."""
+        """Encode the catalog now (e.g. in a background thread after a catalog change), and
+        score one prompt per stage: a worker's first prompt otherwise pays for what the
+        first query touches (in a forked worker, copy-on-write faults on the shared models)."""
         for index in (self._first, self._semantic, self._multilingual):
             if index is not None:
                 index.warm()
+        for prompt in WARM_PROMPTS:
+            self.rank(prompt, thorough=True)
 
     def forget_queries(self) -> None:
         """Drop cached prompt vectors, so a benchmark times the encoder and not the cache."""
