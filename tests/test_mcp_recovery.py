@@ -71,7 +71,16 @@ def test_a_call_to_a_server_already_down_says_not_sent(make_hub):
     with http_server(port):
         hub = make_hub(server_config("http", url=url, connect_timeout=3), backoff_initial=5)
         assert hub.call_tool("http", "add", {"a": 1, "b": 1}).structured_content == {"result": 2}
-    # The server is gone before the call: nothing was delivered, and the error says so.
+    # The server is gone before the call. The first call can still be written to the old
+    # keep-alive connection before the client has read its close (a race, seen once in ~40
+    # runs): then nobody can tell whether it arrived, and the result says so. Either way the
+    # session knows afterwards, and a call is refused before anything is sent.
+    try:
+        first = hub.call_tool("http", "add", {"a": 1, "b": 1})
+    except ToolUnavailable as exc:
+        assert "not sent" in str(exc)
+    else:
+        assert first.is_error and "outcome is unknown" in first.text(), first.text()
     with pytest.raises(ToolUnavailable, match="not sent"):
         hub.call_tool("http", "add", {"a": 1, "b": 1})
     assert hub.statuses()[0].state != "ready"
