@@ -61,13 +61,15 @@ def folders() -> list[Path]:
     ]
 
 
+def pinned_in(folder: Path) -> Path | None:
+    """``folder``'s prepared file if it is there with the pinned digest, else ``None``."""
+    path = folder / FILE_NAME
+    return path if path.is_file() and sha256(path) == PREPARED_SHA256 else None
+
+
 def find() -> Path | None:
-    """The prepared file if one with the pinned digest exists, else ``None``."""
-    for folder in folders():
-        path = folder / FILE_NAME
-        if path.is_file() and sha256(path) == PREPARED_SHA256:
-            return path
-    return None
+    """The prepared file in the first folder that holds it, else ``None``."""
+    return next(filter(None, map(pinned_in, folders())), None)
 
 
 def build(folder: Path) -> Path:

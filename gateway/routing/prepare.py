@@ -19,9 +19,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folder", type=Path, default=minilm_model.folders()[0])
     args = parser.parse_args(argv)
-    target = args.folder / minilm_model.FILE_NAME
-    if target.is_file() and minilm_model.sha256(target) == minilm_model.PREPARED_SHA256:
-        sys.stdout.write(f"{target}: present\n")
+    present = minilm_model.pinned_in(args.folder)
+    if present is not None:
+        sys.stdout.write(f"{present}: present\n")
         return
     # onnxruntime's quantizer advises pre-processing on the root logger; nothing to act on here.
     logging.getLogger().setLevel(logging.ERROR)
