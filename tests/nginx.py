@@ -29,6 +29,10 @@ _UPSTREAM = "set $gateway_upstream gateway:8000;"
 _RESOLVER = "resolver ${NGINX_LOCAL_RESOLVERS} valid=10s ipv6=off;"
 
 
+# How long nginx leaves a server that failed once before trying it again.
+FAIL_TIMEOUT_SECONDS = 10
+
+
 def nginx_binary() -> str:
     """The nginx executable (Debian puts it in /usr/sbin, outside a normal user's PATH)."""
     found = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
@@ -45,7 +49,9 @@ def render_nginx_conf(*, port: int, upstreams: Sequence[str], prefix: Path) -> s
     headers, limits, timeouts and error pages, is what compose runs.
     """
     text = NGINX_CONF.read_text(encoding="utf-8")
-    servers = "".join(f"        server {u} max_fails=1 fail_timeout=10s;\n" for u in upstreams)
+    servers = "".join(
+        f"        server {u} max_fails=1 fail_timeout={FAIL_TIMEOUT_SECONDS}s;\n" for u in upstreams
+    )
     # No keepalive: the compose variant (proxy_pass to a resolved name) keeps none either.
     group = f"    upstream gateway_local {{\n{servers}    }}\n\n"
     replacements = {

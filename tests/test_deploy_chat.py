@@ -10,7 +10,7 @@ import requests
 from tests.chat_setup import chat_env, write_mcp_config
 from tests.fakes.fake_llm import FakeLLM, call_tool, reply
 from tests.live_server import free_port, gunicorn
-from tests.nginx import nginx
+from tests.nginx import FAIL_TIMEOUT_SECONDS, nginx
 from tests.topology import kill_instance, production_env, started_together
 
 pytestmark = pytest.mark.slow
@@ -85,11 +85,17 @@ def test_register_login_chat_and_stream_through_nginx_survive_an_instance_dying(
                     )
                     assert response.status_code == 200, response.text
 
-                # It comes back on its port and nginx sends it work again.
+                # It comes back on its port and nginx sends it work again once the failed
+                # server's fail_timeout has passed (nginx does not try it before then,
+                # however many requests arrive).
                 with gunicorn(env, workers=1, threads=4, port=ports[0]) as revived:
-                    served = 0
-                    for n in range(20):
+                    deadline = time.monotonic() + FAIL_TIMEOUT_SECONDS + 15
+                    n, served = 0, False
+                    while not served and time.monotonic() < deadline:
+                        n += 1
                         headers_n = {**headers, "X-Request-ID": f"rejoin-{n}"}
-                        requests.get(f"{proxy.url}/auth/me", headers=headers_n, timeout=10)
-                        served += f"[rejoin-{n}]" in revived.log()
-                    assert served > 0, "the restarted instance got no requests"
+                        me = requests.get(f"{proxy.url}/auth/me", headers=headers_n, timeout=10)
+                        assert me.status_code == 200, me.text
+                        served = f"[rejoin-{n}]" in revived.log()
+                        time.sleep(0.2)
+                    assert served, f"the restarted instance got none of {n} requests"
