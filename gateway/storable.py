@@ -4,7 +4,8 @@ PostgreSQL text cannot hold U+0000 (psycopg2: "A string literal cannot contain N
 "\\u0000 cannot be converted to text"), UTF-8 cannot encode a lone surrogate (U+D800..U+DFFF,
 which ``json.loads`` happily produces from ``"\\ud800"``), and ``varchar(n)`` refuses longer
 strings. Tool results, tool arguments, model text, titles and error messages come from
-sources we do not control, so every ORM insert and update passes through ``storable``:
+sources we do not control, so every ORM insert and update passes through ``storable`` (and
+the turn's Core writes through ``storable_row``):
 
 - NUL and lone surrogates become U+FFFD REPLACEMENT CHARACTER, the marker Unicode defines for
   "a character that could not be represented" (the client sees it in the stored text);
@@ -17,9 +18,10 @@ only the stored copy changes.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import JSON, String, event
+from sqlalchemy import JSON, Column, String, Table, event
 from sqlalchemy.orm import Mapper
 
 REPLACEMENT = "\ufffd"
@@ -53,18 +55,30 @@ def storable_json(value: Any) -> Any:
     return value
 
 
+def storable_value(column: Column[Any], value: Any) -> Any:
+    """``value`` as ``column`` can store it: the same object when nothing had to change."""
+    if value is None:
+        return None
+    if isinstance(column.type, String) and isinstance(value, str):
+        return storable_text(value, column.type.length)
+    if isinstance(column.type, JSON) or isinstance(_variant_base(column.type), JSON):
+        return storable_json(value)
+    return value
+
+
+def storable_row(table: Table, values: Mapping[str, Any]) -> dict[str, Any]:
+    """A Core INSERT's or UPDATE's values (column name -> value), cleaned as a flush cleans.
+
+    For writes that skip the ORM's unit of work (the turn's hot path): the flush hook above
+    never sees them. Raises KeyError for a name that is not a column of ``table``.
+    """
+    return {name: storable_value(table.c[name], value) for name, value in values.items()}
+
+
 def _clean_row(_mapper: Mapper[Any], _connection: Any, target: Any) -> None:
     for column_attr in _mapper.column_attrs:
-        column = column_attr.columns[0]
         value = getattr(target, column_attr.key, None)
-        if value is None:
-            continue
-        if isinstance(column.type, String) and isinstance(value, str):
-            cleaned: Any = storable_text(value, column.type.length)
-        elif isinstance(column.type, JSON) or isinstance(_variant_base(column.type), JSON):
-            cleaned = storable_json(value)
-        else:
-            continue
+        cleaned = storable_value(column_attr.columns[0], value)
         if cleaned is not value:
             setattr(target, column_attr.key, cleaned)
 

@@ -121,9 +121,9 @@ def test_stored_chat_turn_commits_the_prompt_then_the_answer(chat_app, api_key):
         "INSERT messages",
         "COMMIT",
         # The answer, the prompt's status and the conversation's time: one commit.
+        "INSERT messages",
         "UPDATE messages",
         "UPDATE conversations",
-        "INSERT messages",
         "COMMIT",
         # The slot given back.
         "DELETE turn_leases",

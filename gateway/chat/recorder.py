@@ -8,11 +8,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from gateway.catalog.search import SEARCH_SERVER
 from gateway.chat.history import assistant_blocks, result_json, text_blocks, tool_result_blocks
+from gateway.chat.rows import insert_row, update_by_id
 from gateway.chat.store import touch
 from gateway.database import unit_of_work
 from gateway.extensions import db
@@ -145,65 +145,74 @@ class TurnRecorder:
             self._tool_finished(event)
 
     def _tool_finished(self, event: ChatEvent) -> None:
-        with unit_of_work():
-            # Every call of a round has started before the first one finishes.
-            if self._round_message_id is None:
-                self._round_message_id = self._add(
-                    "assistant", assistant_blocks("".join(self._round_text), self._round_calls)
+        call, result = event.tool_call, event.result
+        assert call is not None and result is not None
+        # Every call of a round has started before the first one finishes.
+        new_round = self._round_message_id is None
+        round_message_id = self._round_message_id = self._round_message_id or uuid.uuid4()
+        tool_call_id = uuid.uuid4()
+        learn = self.learn and not result.is_error and call.server not in ("", None, SEARCH_SERVER)
+
+        def write() -> None:
+            if new_round:
+                self._add(
+                    "assistant",
+                    assistant_blocks("".join(self._round_text), self._round_calls),
+                    message_id=round_message_id,
                 )
-            call, result = event.tool_call, event.result
-            assert call is not None and result is not None
-            duration_ms = round(event.duration_ms or 0.0)
-            tool_call_id = uuid.uuid4()
-            db.session.add(
-                ToolCallRecord(
-                    id=tool_call_id,
-                    message_id=self._round_message_id,
-                    user_id=self.turn.user_id,
-                    server=call.server or "",
-                    tool=call.tool or call.name,
-                    arguments=dict(call.arguments),
-                    result=result_json(result),
-                    is_error=result.is_error,
-                    duration_ms=duration_ms,
-                )
+            insert_row(
+                ToolCallRecord,
+                {
+                    "id": tool_call_id,
+                    "message_id": round_message_id,
+                    "user_id": self.turn.user_id,
+                    "server": call.server or "",
+                    "tool": call.tool or call.name,
+                    "arguments": dict(call.arguments),
+                    "result": result_json(result),
+                    "is_error": result.is_error,
+                    "duration_ms": round(event.duration_ms or 0.0),
+                },
             )
-            # The tool call row first: the example refers to it.
-            if (
-                self.learn
-                and not result.is_error
-                and call.server
-                and call.server != SEARCH_SERVER
-                and self._write(db.session.flush)
-            ):
-                db.session.add(
-                    RoutingExample(
-                        tool_call_id=tool_call_id,
-                        server=call.server,
-                        tool=call.tool or call.name,
-                        prompt=self.turn.prompt[:MAX_EXAMPLE_CHARS],
-                    )
+            if learn:  # after the tool call row it refers to
+                insert_row(
+                    RoutingExample,
+                    {
+                        "tool_call_id": tool_call_id,
+                        "server": call.server,
+                        "tool": call.tool or call.name,
+                        "prompt": self.turn.prompt[:MAX_EXAMPLE_CHARS],
+                    },
                 )
             self._add("tool", tool_result_blocks(call, result))
-            self.tool_calls.append(summary_json(event))
-            self._commit()
-            self._round_finished += 1
-            if self._round_finished == len(self._round_calls):
-                self._round_text, self._round_calls = [], []
-                self._round_message_id, self._round_finished = None, 0
 
-    def _add(self, role: str, content: list[dict[str, Any]], **fields: Any) -> uuid.UUID:
-        message_id = uuid.uuid4()
-        db.session.add(
-            ConversationMessage(
-                id=message_id,
-                conversation_id=self.turn.conversation_id,
-                user_id=self.turn.user_id,
-                role=role,
-                content=content,
-                created_at=utcnow(),
+        self._store(write)
+        self.tool_calls.append(summary_json(event))
+        self._round_finished += 1
+        if self._round_finished == len(self._round_calls):
+            self._round_text, self._round_calls = [], []
+            self._round_message_id, self._round_finished = None, 0
+
+    def _add(
+        self,
+        role: str,
+        content: list[dict[str, Any]],
+        *,
+        message_id: uuid.UUID | None = None,
+        **fields: Any,
+    ) -> uuid.UUID:
+        message_id = message_id or uuid.uuid4()
+        insert_row(
+            ConversationMessage,
+            {
+                "id": message_id,
+                "conversation_id": self.turn.conversation_id,
+                "user_id": self.turn.user_id,
+                "role": role,
+                "content": content,
+                "created_at": utcnow(),
                 **fields,
-            )
+            },
         )
         self.stored += 1
         return message_id
@@ -215,16 +224,19 @@ class TurnRecorder:
         if remaining and remaining[-1].role == "assistant" and not remaining[-1].tool_calls:
             final_text = remaining.pop().content
         status = final_status(response)
-        with unit_of_work():
+        message_id = uuid.uuid4()
+
+        def write() -> None:
             for message in remaining:
                 if message.role == "assistant":
                     self._add("assistant", assistant_blocks(message.content, message.tool_calls))
                 elif message.tool_result is not None:
                     call = ToolCall(id=message.tool_call_id or "", name="")
                     self._add("tool", tool_result_blocks(call, message.tool_result))
-            message_id = self._add(
+            self._add(
                 "assistant",
                 text_blocks(final_text),
+                message_id=message_id,
                 status=status,
                 provider=response.provider,
                 model=response.model,
@@ -238,7 +250,8 @@ class TurnRecorder:
                 routing=self.routing,
             )
             self._set_user_message("complete")
-            self._commit()
+
+        self._store(write)
         return answer_json(
             self.turn,
             response,
@@ -251,35 +264,29 @@ class TurnRecorder:
 
     def fail(self, reason: str) -> None:
         """The turn could not be answered: the user's message stays, marked failed."""
-        with unit_of_work():
-            self._set_user_message("failed", error=reason)
-            self._commit()
+        self._store(lambda: self._set_user_message("failed", error=reason))
 
     def _set_user_message(self, status: str, *, error: str | None = None) -> None:
-        # No autoflush: the rows added so far are written by the commit (see ``_write``).
         # Two UPDATEs by id: neither row is read first.
-        with db.session.no_autoflush:
-            db.session.execute(
-                update(ConversationMessage)
-                .where(ConversationMessage.id == self.turn.user_message_id)
-                .values(status=status, error=error)
-                .execution_options(synchronize_session=False)
-            )
-            touch(self.turn.conversation_id)  # type: ignore[arg-type]
+        user_message_id, conversation_id = self.turn.user_message_id, self.turn.conversation_id
+        assert user_message_id is not None and conversation_id is not None
+        update_by_id(ConversationMessage, user_message_id, {"status": status, "error": error})
+        touch(conversation_id)
 
-    def _commit(self) -> None:
-        """Commit inside the caller's ``unit_of_work``, which then releases the connection."""
-        self._write(db.session.commit)
+    def _store(self, write: Callable[[], None]) -> None:
+        """``write``'s statements as one transaction, committed before the turn goes on.
 
-    def _write(self, action: Callable[[], None]) -> bool:
-        """Flush or commit; False when the conversation was deleted under a turn that outlived
-        its lease: the rest of the turn has nowhere to go, it still answers, nothing is stored."""
-        try:
-            action()
-            return True
-        except IntegrityError:
-            db.session.rollback()
-            if db.session.get(Conversation, self.turn.conversation_id) is not None:
-                raise
-            log.warning("conversation %s was deleted during its turn", self.turn.conversation_id)
-            return False
+        A conversation deleted under a turn that outlived its lease refuses them (a foreign
+        key): the rest of the turn has nowhere to go, it still answers, nothing is stored.
+        """
+        with unit_of_work():
+            try:
+                write()
+                db.session.commit()
+            except IntegrityError:
+                db.session.rollback()
+                if db.session.get(Conversation, self.turn.conversation_id) is not None:
+                    raise
+                log.warning(
+                    "conversation %s was deleted during its turn", self.turn.conversation_id
+                )

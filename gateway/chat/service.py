@@ -14,9 +14,9 @@ from gateway.chat import pending, store
 from gateway.chat.busy import lock_idle
 from gateway.chat.history import replay, text_blocks
 from gateway.chat.recorder import Turn, TurnRecorder, UnstoredRecorder
+from gateway.chat.rows import insert_row
 from gateway.database import unit_of_work
 from gateway.errors import ValidationFailed
-from gateway.extensions import db
 from gateway.llm import ChatEvent, ChatRequest, Message, ToolCall
 from gateway.llm.errors import UpstreamError, UpstreamTimeout
 from gateway.metrics import observe_tool_call, observe_turn
@@ -70,34 +70,38 @@ def begin_turn(
     registry = get_services().llm
     provider = registry.get(body.provider)  # an unknown provider is a 422, nothing stored
     messages, prompts = history or ([], [])
-    # Committed and released before the turn calls out. Ids made here, not by a flush: both
-    # rows go out with the one commit at the end of the block.
+    # Committed and released before the turn calls out: ids made here, each row one INSERT
+    # sent at once (gateway.chat.rows), the one commit at the end of the block.
     with unit_of_work():
         if body.conversation_id is not None:
-            conversation = store.get_conversation(user.id, body.conversation_id)
-            lock_idle(conversation.id, lease_seconds=settings.chat_lease_seconds)
+            conversation_id = store.get_conversation(user.id, body.conversation_id).id
+            lock_idle(conversation_id, lease_seconds=settings.chat_lease_seconds)
             if history is None:
                 messages, prompts = replay(
-                    conversation.id, budget_tokens=settings.history_token_budget
+                    conversation_id, budget_tokens=settings.history_token_budget
                 )
         else:
-            conversation = Conversation(
-                id=uuid.uuid4(), user_id=user.id, title=store.title_from(body.message)
-            )
-            db.session.add(conversation)
-        message = ConversationMessage(
-            id=uuid.uuid4(),
-            conversation_id=conversation.id,
-            user_id=user.id,
-            role="user",
-            content=text_blocks(body.message),
-            status="pending",
+            conversation_id = uuid.uuid4()
+            values = {"id": conversation_id, "user_id": user.id}
+            insert_row(Conversation, {**values, "title": store.title_from(body.message)})
+        message_id = uuid.uuid4()
+        insert_row(
+            ConversationMessage,
+            {
+                "id": message_id,
+                "conversation_id": conversation_id,
+                "user_id": user.id,
+                "role": "user",
+                "content": text_blocks(body.message),
+                "status": "pending",
+            },
         )
-        db.session.add(message)
+        if body.conversation_id is not None:  # a new one is already on top
+            store.touch(conversation_id)
         turn = Turn(
             user_id=user.id,
-            conversation_id=conversation.id,
-            user_message_id=message.id,
+            conversation_id=conversation_id,
+            user_message_id=message_id,
             prompt=body.message,
             history=tuple(messages),
             context_prompts=tuple(prompts),
@@ -106,8 +110,6 @@ def begin_turn(
             servers=tuple(body.servers or ()),
             system=system,
         )
-        if body.conversation_id is not None:  # a new one is already on top
-            store.touch(conversation.id)
     return turn
 
 

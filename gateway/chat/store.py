@@ -7,9 +7,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select, tuple_, update
+from sqlalchemy import Select, select, tuple_
 
 from gateway.chat.busy import lock_idle
+from gateway.chat.rows import update_by_id
 from gateway.database import unit_of_work
 from gateway.errors import GatewayError, NotFoundError
 from gateway.extensions import db
@@ -186,9 +187,4 @@ def message_json(message: ConversationMessage) -> dict[str, Any]:
 
 def touch(conversation_id: uuid.UUID) -> None:
     """Move the conversation to the top of the list: one UPDATE, the row is not read first."""
-    db.session.execute(
-        update(Conversation)
-        .where(Conversation.id == conversation_id)
-        .values(updated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
+    update_by_id(Conversation, conversation_id, {"updated_at": utcnow()})
