@@ -10,7 +10,7 @@ import pytest
 from gateway.llm import ChatRequest, Message, ToolCall, wire_name
 from gateway.llm.errors import UpstreamError, UpstreamTimeout
 from gateway.tools import Tool, ToolResult
-from tests.fakes.fake_llm import call_tool, fail, reply
+from tests.fakes.fake_llm import Script, call_tool, fail, reply
 from tests.fakes.llm_settings import APIS, Providers, closed_url
 
 CLOCK = Tool(
@@ -287,6 +287,41 @@ def _with_result(call, result):
         ),
         tools=(CLOCK,),
     )
+
+
+# Streamed events a broken or hostile upstream might send, each after one good text event.
+MALFORMED_EVENTS = {
+    "not JSON": "data: {not json\n\n",
+    "a list": "data: [1, 2]\n\n",
+    "choices a string": 'data: {"choices": "abc"}\n\n',
+    "delta a number": 'data: {"choices": [{"delta": 7}]}\n\n',
+    "usage a string": 'data: {"choices": [], "usage": "lots"}\n\n',
+    "tool call index a list": (
+        'data: {"choices": [{"delta": {"tool_calls": [{"index": [0], "id": "c"}]}}]}\n\n'
+    ),
+    "anthropic delta a string": (
+        'event: content_block_delta\ndata: {"type": "content_block_delta", "index": 0, '
+        '"delta": "x"}\n\n'
+    ),
+}
+
+
+@pytest.mark.parametrize("api", APIS)
+@pytest.mark.parametrize("event", list(MALFORMED_EVENTS.values()), ids=list(MALFORMED_EVENTS))
+def test_a_malformed_stream_event_is_an_upstream_error(providers, fake, api, event):
+    good = {
+        "openai": 'data: {"choices": [{"index": 0, "delta": {"content": "Hi"}}]}\n\n',
+        "anthropic": (
+            'event: message_start\ndata: {"type": "message_start", "message": {"id": "m", '
+            '"type": "message", "role": "assistant", "model": "x", "content": [], '
+            '"usage": {"input_tokens": 1, "output_tokens": 0}}}\n\n'
+            'event: content_block_start\ndata: {"type": "content_block_start", "index": 0, '
+            '"content_block": {"type": "text", "text": ""}}\n\n'
+        ),
+    }[api]
+    fake.script(Script(raw_events=[good, event, "data: [DONE]\n\n"]))
+    with pytest.raises(UpstreamError):
+        list(providers(api).stream(HELLO))
 
 
 def _ask(provider, request, stream):

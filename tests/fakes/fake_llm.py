@@ -31,7 +31,8 @@ class Script:
     tool; arguments given as a string are sent verbatim (to script malformed JSON).
     ``cut_after`` drops a streamed response after that many events. ``raw_body`` answers
     200 with that text as ``text/html`` (a proxy's error page). ``same_index`` streams every
-    OpenAI tool call at index 0, as some servers behind proxies do.
+    OpenAI tool call at index 0, as some servers behind proxies do. ``raw_events`` streams
+    those SSE events verbatim (malformed chunks) to a streaming request.
     """
 
     text: str = ""
@@ -46,6 +47,7 @@ class Script:
     output_tokens: int = 7
     raw_body: str | None = None
     same_index: bool = False
+    raw_events: list[str] | None = None
 
 
 def reply(text: str, **options: Any) -> Script:
@@ -239,11 +241,12 @@ class _Handler(BaseHTTPRequestHandler):
         calls = _resolve_calls(script, body, api)
         model = body.get("model", "fake-model")
         if body.get("stream"):
-            events = (
-                _anthropic_events(fake, script, calls, model)
-                if api == "anthropic"
-                else _openai_chunks(fake, script, calls, model, body)
-            )
+            if script.raw_events is not None:
+                events: Any = script.raw_events
+            elif api == "anthropic":
+                events = _anthropic_events(fake, script, calls, model)
+            else:
+                events = _openai_chunks(fake, script, calls, model, body)
             self._stream(events, script.cut_after)
         elif api == "anthropic":
             self._json(200, _anthropic_message(fake, script, calls, model))
