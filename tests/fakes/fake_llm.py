@@ -241,12 +241,13 @@ class _Handler(BaseHTTPRequestHandler):
         calls = _resolve_calls(script, body, api)
         model = body.get("model", "fake-model")
         if body.get("stream"):
-            if script.raw_events is not None:
-                events: Any = script.raw_events
-            elif api == "anthropic":
-                events = _anthropic_events(fake, script, calls, model)
-            else:
-                events = _openai_chunks(fake, script, calls, model, body)
+            events = script.raw_events
+            if events is None:
+                events = (
+                    _anthropic_events(fake, script, calls, model)
+                    if api == "anthropic"
+                    else _openai_chunks(fake, script, calls, model, body)
+                )
             self._stream(events, script.cut_after)
         elif api == "anthropic":
             self._json(200, _anthropic_message(fake, script, calls, model))
