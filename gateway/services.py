@@ -64,7 +64,12 @@ class Services:
     @property
     def llm(self) -> LLMRegistry:
         """The LLM providers; SDK clients are built on first use."""
-        return self._once("llm", lambda: LLMRegistry(self.settings.llm))
+        return self._once(
+            "llm",
+            lambda: LLMRegistry(
+                self.settings.llm, keepalive_connections=self.settings.http.threads
+            ),
+        )
 
     @property
     def mcp(self) -> MCPHub:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from gateway.llm import ChatRequest, Message, ToolCall, wire_name
+from gateway.llm.registry import LLMRegistry
 from gateway.llm.errors import UpstreamError, UpstreamTimeout
 from gateway.tools import Tool, ToolResult
 from tests.fakes.fake_llm import Script, call_tool, fail, reply
-from tests.fakes.llm_settings import APIS, Providers, closed_url
+from tests.fakes.llm_settings import APIS, Providers, closed_url, settings_for
 
 CLOCK = Tool(
     "time",
@@ -322,6 +324,29 @@ def test_a_malformed_stream_event_is_an_upstream_error(providers, fake, api, eve
     fake.script(Script(raw_events=[good, event, "data: [DONE]\n\n"]))
     with pytest.raises(UpstreamError):
         list(providers(api).stream(HELLO))
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_a_worker_keeps_an_upstream_connection_for_each_of_its_threads(fake, api):
+    """Past the SDKs' 100 idle connections, a busy worker reuses its connections instead of
+    opening (against a real provider: a TLS handshake) one per call."""
+    calls = 120
+    registry = LLMRegistry(settings_for(fake, api), keepalive_connections=calls)
+    provider = registry.get(api)
+    fake.latency = 0.3  # every call in a burst is in flight at once
+
+    def burst() -> None:
+        with ThreadPoolExecutor(calls) as pool:
+            assert all(r.text for r in pool.map(lambda _: provider.complete(HELLO), range(calls)))
+
+    try:
+        burst()
+        opened = fake.connections
+        burst()
+        assert fake.connections == opened
+    finally:
+        fake.latency = 0.0
+        registry.close()
 
 
 def _ask(provider, request, stream):

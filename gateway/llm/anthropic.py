@@ -58,6 +58,7 @@ class AnthropicProvider:
         connect_timeout: float = 5.0,
         max_retries: int = 2,
         max_retry_wait: float = base.DEFAULT_MAX_RETRY_WAIT,
+        keepalive_connections: int = 100,
         default_max_tokens: int = 4096,
         custom_headers: str = "",
         name: str = "anthropic",
@@ -73,6 +74,7 @@ class AnthropicProvider:
         self._timeout = httpx2.Timeout(timeout, connect=connect_timeout)
         self._max_retries = max_retries
         self._max_retry_wait = max_retry_wait
+        self._limits = base.connection_limits(keepalive_connections)
         self._client: anthropic.Anthropic | None = None
         # with_options builds a whole client each call: each other retry count is built once.
         self._retry_variants: dict[int, anthropic.Anthropic] = {}
@@ -93,7 +95,8 @@ class AnthropicProvider:
                         open_telemetry={},
                         default_headers=_omit_env_headers(self._custom_headers),
                         http_client=anthropic.DefaultHttpxClient(
-                            event_hooks={"response": [base.retry_after_hook(self._max_retry_wait)]}
+                            limits=self._limits,
+                            event_hooks={"response": [base.retry_after_hook(self._max_retry_wait)]},
                         ),
                     )
         return self._client

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx2
+
 from gateway.llm.errors import ProviderError, UpstreamError, UpstreamRateLimited, UpstreamTimeout
 from gateway.tools import ToolResult
 
@@ -74,6 +76,25 @@ def summarize(result: ToolResult, limit: int = 200) -> str:
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return ("error: " if result.is_error else "") + text
+
+
+# The SDKs' own default (openai/anthropic ``DEFAULT_CONNECTION_LIMITS``) keeps 100 idle
+# connections per client; the rest are closed after each response.
+SDK_MAX_CONNECTIONS = 1000
+
+
+def connection_limits(keepalive: int) -> httpx2.Limits:
+    """Transport limits keeping up to ``keepalive`` idle upstream connections per worker.
+
+    One request thread holds at most one upstream call, so a worker with N threads never needs
+    more than N connections open at once; with the SDKs' 100, a worker serving more calls at
+    once opened a new connection (a TLS handshake, against a real provider) for every call
+    past the hundredth. ``max_connections`` stays the SDKs' 1000 unless the threads need more.
+    """
+    return httpx2.Limits(
+        max_connections=max(SDK_MAX_CONNECTIONS, keepalive),
+        max_keepalive_connections=keepalive,
+    )
 
 
 def retry_after_hook(max_wait: float) -> Any:

@@ -67,6 +67,7 @@ class OpenAIProvider:
         connect_timeout: float = 5.0,
         max_retries: int = 2,
         max_retry_wait: float = base.DEFAULT_MAX_RETRY_WAIT,
+        keepalive_connections: int = 100,
         max_tokens_param: str | None = None,
         default_max_tokens: int | None = None,
         name: str = "openai",
@@ -86,6 +87,7 @@ class OpenAIProvider:
         self._timeout = httpx2.Timeout(timeout, connect=connect_timeout)
         self._max_retries = max_retries
         self._max_retry_wait = max_retry_wait
+        self._limits = base.connection_limits(keepalive_connections)
         self._client: openai.OpenAI | None = None
         # Copies of the client with another retry count (the /v1 surface asks for none): the
         # SDK's with_options builds a whole client each call, so each count is built once.
@@ -104,7 +106,8 @@ class OpenAIProvider:
                         max_retries=self._max_retries,
                         default_headers=_OMIT_ENV_HEADERS,
                         http_client=openai.DefaultHttpxClient(
-                            event_hooks={"response": [base.retry_after_hook(self._max_retry_wait)]}
+                            limits=self._limits,
+                            event_hooks={"response": [base.retry_after_hook(self._max_retry_wait)]},
                         ),
                     )
         return self._client

@@ -155,8 +155,11 @@ class LLMRegistry:
     Store one in ``app.extensions`` and call ``close()`` when the worker exits.
     """
 
-    def __init__(self, settings: LLMSettings) -> None:
+    def __init__(self, settings: LLMSettings, *, keepalive_connections: int = 100) -> None:
         self.settings = settings
+        # Idle upstream connections each SDK client keeps: the worker's threads (see
+        # base.connection_limits).
+        self.keepalive_connections = keepalive_connections
         self._providers: dict[str, Provider] = {}
         self._lock = threading.Lock()
 
@@ -245,6 +248,7 @@ class LLMRegistry:
             "connect_timeout": s.connect_timeout,
             "max_retries": s.max_retries,
             "max_retry_wait": s.max_retry_wait,
+            "keepalive_connections": self.keepalive_connections,
         }
         if name == "anthropic":
             from gateway.llm.anthropic import AnthropicProvider

@@ -91,6 +91,7 @@ class FakeLLM:
         self.chunk_delay = chunk_delay
         self.chunk_words = chunk_words
         self.requests: list[Recorded] = []
+        self.connections = 0  # TCP connections accepted so far
         # Called with each model request's path in the handler's thread, before it answers.
         self.on_request: Callable[[str], None] | None = None
         self._scripts: deque[Script] = deque()
@@ -165,6 +166,9 @@ class FakeLLM:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # Hundreds of clients may connect at once (connection-pool tests); socketserver's 5 would
+    # drop SYNs and add seconds of retransmits.
+    request_queue_size = 1024
     fake: FakeLLM
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -180,6 +184,8 @@ class _Handler(BaseHTTPRequestHandler):
         # Headers and body go out in separate writes; without this, Nagle plus the client's
         # delayed ACK adds ~40 ms to every keep-alive response.
         self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self.server.fake._lock:
+            self.server.fake.connections += 1
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: tests assert on recorded requests instead."""
