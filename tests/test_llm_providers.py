@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from gateway.llm import ChatRequest, Message, ToolCall, wire_name
-from gateway.llm.registry import LLMRegistry
 from gateway.llm.errors import UpstreamError, UpstreamTimeout
+from gateway.llm.registry import LLMRegistry
 from gateway.tools import Tool, ToolResult
 from tests.fakes.fake_llm import Script, call_tool, fail, reply
 from tests.fakes.llm_settings import APIS, Providers, closed_url, settings_for
@@ -331,21 +332,24 @@ def test_a_worker_keeps_an_upstream_connection_for_each_of_its_threads(fake, api
     """Past the SDKs' 100 idle connections, a busy worker reuses its connections instead of
     opening (against a real provider: a TLS handshake) one per call."""
     calls = 120
-    registry = LLMRegistry(settings_for(fake, api), keepalive_connections=calls)
+    fake.reset()  # no script left over from an earlier test
+    # The fake answers no call of a burst before all of them have arrived: all are in flight.
+    everyone_in = threading.Barrier(calls)
+    fake.on_request = lambda _path: everyone_in.wait(timeout=30)
+    registry = LLMRegistry(settings_for(fake, api, timeout=60), keepalive_connections=calls)
     provider = registry.get(api)
-    fake.latency = 0.3  # every call in a burst is in flight at once
 
-    def burst() -> None:
+    def burst() -> int:
+        before = fake.connections
         with ThreadPoolExecutor(calls) as pool:
             assert all(r.text for r in pool.map(lambda _: provider.complete(HELLO), range(calls)))
+        return fake.connections - before
 
     try:
-        burst()
-        opened = fake.connections
-        burst()
-        assert fake.connections == opened
+        assert burst() == calls
+        assert burst() == 0
     finally:
-        fake.latency = 0.0
+        fake.reset()
         registry.close()
 
 
