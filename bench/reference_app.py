@@ -43,8 +43,8 @@ def create_app() -> Flask:
     url = os.environ["REF_DATABASE_URL"].replace("postgresql://", "postgresql+psycopg2://", 1)
     engine = create_engine(
         url,
-        pool_size=int(os.environ.get("DB_POOL_SIZE", "5")),
-        max_overflow=int(os.environ.get("DB_MAX_OVERFLOW", "5")),
+        pool_size=int(os.environ.get("DB_POOL_SIZE", "10")),
+        max_overflow=int(os.environ.get("DB_MAX_OVERFLOW", "0")),
         pool_timeout=float(os.environ.get("DB_POOL_TIMEOUT", "5")),
         pool_pre_ping=True,
     )

@@ -1142,7 +1142,7 @@ def main() -> None:
                     time.sleep(0.5)
         gateway_config = (
             f"gunicorn gthread, {a.workers} workers x {a.threads} threads, DB pool per worker "
-            f"{os.environ.get('DB_POOL_SIZE', '5')}+{os.environ.get('DB_MAX_OVERFLOW', '5')}, "
+            f"{os.environ.get('DB_POOL_SIZE', '10')}+{os.environ.get('DB_MAX_OVERFLOW', '0')}, "
             f"ENVIRONMENT=production, LOG_LEVEL={os.environ.get('LOG_LEVEL', 'INFO')}, "
             f"routing on (semantic), MCP: mcp-server-time (stdio)"
             + (f"; variant: {' '.join(a.gateway_env)}" if a.gateway_env else "")

@@ -72,7 +72,7 @@ def engine_options(settings: DatabaseSettings, database_url: str) -> dict[str, A
     """Pool sized to the threads of one worker.
 
     Capacity: workers x (pool_size + max_overflow) must stay below PostgreSQL's
-    max_connections (default 100); the defaults, 2 x (5 + 5) = 20, leave room for replicas.
+    max_connections (default 100); the defaults, 2 x (10 + 0) = 20, leave room for replicas.
     """
     return {
         "pool_pre_ping": True,

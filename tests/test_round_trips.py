@@ -7,6 +7,7 @@ nothing else on the hot path; authentication by API key is one read.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import pytest
@@ -186,3 +187,35 @@ def test_a_key_revoked_elsewhere_stops_working_when_its_cache_entry_ages(chat_ap
     assert client.get("/v1/models", headers=api_key).status_code == 200
     get_services(chat_app).api_key_cache.seconds = 0
     assert client.get("/v1/models", headers=api_key).status_code == 401
+
+
+def test_a_busy_worker_reuses_its_database_connections(chat_app, app):
+    """Connections past the pool are closed when given back: with the defaults a worker keeps
+    every connection it may open, so a second burst of turns opens none (no backend forked
+    per transaction under load)."""
+    # One user per thread: a user's turns run one at a time (CHAT_MAX_CONCURRENT).
+    users = [create_account(app).headers for _ in range(16)]
+    with chat_app.app_context():
+        engine = db.engine
+    opened: list[object] = []
+
+    def count(dbapi_connection, record):
+        opened.append(dbapi_connection)
+
+    def burst() -> int:
+        before = len(opened)
+        with ThreadPoolExecutor(len(users)) as pool:
+            statuses = list(pool.map(lambda headers: _turn(chat_app, headers), users * 2))
+        assert statuses == [200] * len(users) * 2
+        return len(opened) - before
+
+    event.listen(engine, "connect", count)
+    try:
+        burst()
+        assert burst() == 0
+    finally:
+        event.remove(engine, "connect", count)
+
+
+def _turn(app, headers: dict[str, str]) -> int:
+    return app.test_client().post("/chat", headers=headers, json={"message": "hi"}).status_code
