@@ -38,8 +38,8 @@ timeout = 120
 graceful_timeout = 30
 keepalive = 5
 # Recycle workers now and then, so that a slow leak cannot grow without bound.
-max_requests = 5000
-max_requests_jitter = 500
+max_requests = settings.http.max_requests
+max_requests_jitter = max_requests // 10
 # The application logs one line per request itself (with the request id).
 accesslog = None
 errorlog = "-"

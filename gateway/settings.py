@@ -262,6 +262,15 @@ class HTTPSettings(Section):
         "database connections are held only around database work",
         ge=1,
     )
+    # A worker's restart costs ~3 s of CPU (imports, models, warm-up) and ends its streams
+    # after the graceful timeout: at 5,000 a worker under load restarted every ~15 s (issue
+    # #20, seen in the benchmark's log).
+    max_requests: int = env(
+        "GUNICORN_MAX_REQUESTS",
+        50_000,
+        "requests after which a worker is replaced (±10 %), a bound on slow leaks; `0`: never",
+        ge=0,
+    )
     max_request_bytes: int = env(
         "MAX_REQUEST_BYTES", 1024 * 1024, "larger request bodies get 413", ge=1
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -283,3 +284,19 @@ def test_env_example_documents_every_setting_in_the_readme():
     example = (ROOT / ".env.example").read_text(encoding="utf-8")
     missing = sorted(n for n in documented if not re.search(rf"^#? ?{n}=", example, re.M))
     assert not missing, f".env.example lacks {missing}"
+
+
+@pytest.mark.parametrize(("value", "expected"), [("1234", ["1234", "123"]), ("0", ["0", "0"])])
+def test_workers_are_replaced_after_the_configured_number_of_requests(value, expected, tmp_path):
+    """gunicorn reads GUNICORN_MAX_REQUESTS through the settings model (jitter: a tenth)."""
+    code = (
+        "import runpy; c = runpy.run_path('gunicorn.conf.py'); "
+        "print(c['max_requests'], c['max_requests_jitter'])"
+    )
+    # A metrics folder given, or the file makes a temporary one and leaves it behind.
+    env = {**os.environ, "GUNICORN_MAX_REQUESTS": value, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-2:] == expected
