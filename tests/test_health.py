@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from gateway import create_app
 from tests.conftest import test_settings
 from tests.live_server import free_port
@@ -65,4 +67,7 @@ def test_a_worker_is_not_ready_until_it_is_warm(database_url, monkeypatch):
     assert ready.get_json()["mcp"] == {"time": "ready", "git": "ready"}
     with app.app_context():
         assert get_services().tools is not None
+    # What start-up made is frozen: full collections skip it (gc.freeze).
+    assert gc.get_freeze_count() > 100_000
+    gc.unfreeze()
     close_services(app)
