@@ -140,7 +140,10 @@ class AnthropicProvider:
         params = self._params(request)
         started = time.perf_counter()
         try:
-            sdk_stream = self._client_for(request).messages.create(**params, stream=True)
+            raw = self._client_for(request).messages.with_raw_response.create(**params, stream=True)
+            # Events as the JSON they arrived in (see the OpenAI provider): the SDK decodes
+            # the stream and raises its error events; no pydantic model per event.
+            sdk_stream = raw.parse(to=anthropic.Stream[object])
         except _SDK_ERRORS as exc:
             raise self._failure(exc) from exc
         state = _StreamState(model=params["model"])
@@ -151,7 +154,7 @@ class AnthropicProvider:
                     yield ChatEvent(type="text_delta", text=delta)
         except _SDK_ERRORS as exc:
             raise self._failure(exc) from exc
-        except (AttributeError, TypeError, KeyError) as exc:
+        except (AttributeError, TypeError, KeyError, ValueError) as exc:  # ValueError: not JSON
             raise base.protocol_failure(self.label, f"a malformed event ({exc})") from exc
         finally:
             sdk_stream.close()
@@ -213,7 +216,8 @@ class AnthropicProvider:
 
 
 class _StreamState:
-    """Accumulates raw Messages stream events into text, tool calls, usage and stop reason."""
+    """Accumulates raw Messages stream events (decoded JSON) into text, tool calls, usage and
+    stop reason; an event of the wrong shape raises AttributeError, TypeError or KeyError."""
 
     def __init__(self, model: str) -> None:
         self.model = model
@@ -225,33 +229,36 @@ class _StreamState:
         self.finished = False
 
     def apply(self, event: Any) -> str:
-        """Take one event; return its text delta, if any."""
-        kind = event.type
+        """Take one event (a dict); return its text delta, if any."""
+        kind = event.get("type")
         if kind == "message_start":
-            self.model = event.message.model or self.model
-            self.input_tokens = event.message.usage.input_tokens or 0
-            self.output_tokens = event.message.usage.output_tokens or 0
+            message = event["message"]
+            usage = message.get("usage") or {}
+            self.model = message.get("model") or self.model
+            self.input_tokens = usage.get("input_tokens") or 0
+            self.output_tokens = usage.get("output_tokens") or 0
         elif kind == "content_block_start":
-            block = event.content_block
-            self.blocks[event.index] = {
-                "type": block.type,
-                "id": getattr(block, "id", ""),
-                "name": getattr(block, "name", ""),
+            block = event["content_block"]
+            self.blocks[event["index"]] = {
+                "type": block.get("type"),
+                "id": block.get("id") or "",
+                "name": block.get("name") or "",
                 "json": "",
             }
         elif kind == "content_block_delta":
-            delta = event.delta
-            if delta.type == "text_delta":
-                self.text.append(delta.text)
-                return str(delta.text)
-            if delta.type == "input_json_delta" and event.index in self.blocks:
-                self.blocks[event.index]["json"] += delta.partial_json
+            delta, index = event["delta"], event.get("index")
+            if delta.get("type") == "text_delta":
+                text = str(delta.get("text") or "")
+                self.text.append(text)
+                return text
+            if delta.get("type") == "input_json_delta" and index in self.blocks:
+                self.blocks[index]["json"] += str(delta.get("partial_json") or "")
         elif kind == "message_delta":
-            self.stop_reason = event.delta.stop_reason
-            usage = event.usage
-            self.output_tokens = usage.output_tokens or self.output_tokens
-            if getattr(usage, "input_tokens", None):
-                self.input_tokens = usage.input_tokens
+            self.stop_reason = (event.get("delta") or {}).get("stop_reason")
+            usage = event.get("usage") or {}
+            self.output_tokens = usage.get("output_tokens") or self.output_tokens
+            if usage.get("input_tokens"):
+                self.input_tokens = usage["input_tokens"]
         elif kind == "message_stop":
             self.finished = True
         return ""
