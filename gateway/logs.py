@@ -45,12 +45,25 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+class EscapingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler that writes every record.
+
+    Log lines carry what clients and models sent (prompts in the routing line): a lone
+    surrogate (``"\\ud800"`` is valid JSON, not valid Unicode) cannot be encoded as UTF-8,
+    and the whole line was lost to "--- Logging error ---". Such characters are written as
+    backslash escapes (``\\ud800``), which also keeps a JSON line valid JSON.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        return super().format(record).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def configure_logging(level: str, fmt: str) -> None:
     """Route the root logger to stdout once per process; later calls only adjust."""
     root = logging.getLogger()
     handler = next((h for h in root.handlers if getattr(h, "_gateway", False)), None)
     if handler is None:
-        handler = logging.StreamHandler(sys.stdout)
+        handler = EscapingStreamHandler(sys.stdout)
         handler._gateway = True  # type: ignore[attr-defined]
         handler.addFilter(RequestIdFilter())
         root.addHandler(handler)

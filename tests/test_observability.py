@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import re
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -83,3 +86,25 @@ def test_two_gunicorn_workers_create_the_schema_once_and_share_metrics(make_data
     assert match and float(match.group(1)) == sent
     assert log.count("Database tables created successfully") == 1
     assert "Booting worker" in log
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_a_line_with_text_utf8_cannot_encode_is_written_escaped(fmt):
+    """A lone surrogate from a client (the routing line logs the prompt) is written as an
+    escape, not lost to a logging error; a JSON line stays JSON."""
+    from gateway.logs import TEXT_FORMAT, EscapingStreamHandler, JsonFormatter, RequestIdFilter
+
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding="utf-8", errors="strict", write_through=True)
+    handler = EscapingStreamHandler(stream)
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    errors: list[object] = []
+    handler.handleError = lambda record: errors.append(sys.exc_info()[1])  # type: ignore[method-assign]
+    prompt = "hi \ud800 there"
+    handler.handle(logging.LogRecord("gateway.routing", logging.INFO, "", 1, "%s", (prompt,), None))
+    assert errors == []
+    line = raw.getvalue().decode("utf-8")
+    assert "hi \\ud800 there" in line
+    if fmt == "json":
+        assert json.loads(line)["message"] == prompt  # a JSON escape: the exact text
