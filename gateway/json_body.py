@@ -8,6 +8,8 @@ from flask import Request
 from flask import json as flask_json
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
+from gateway.storable import UNSTORABLE
+
 # Deeper bodies are refused before anything walks them: no request needs more than a few levels.
 MAX_JSON_DEPTH = 64
 
@@ -17,14 +19,24 @@ class UnstorableJSON(ValueError):
 
 
 def _check(value: Any) -> None:
-    """Iteratively (no recursion to exhaust) refuse NUL characters and excessive nesting."""
+    """Iteratively (no recursion to exhaust) refuse NUL, lone surrogates and deep nesting.
+
+    PostgreSQL text and jsonb cannot hold U+0000; a lone surrogate (``"\\ud800"`` is valid
+    JSON, RFC 8259 section 8.2) is no Unicode character: no UTF-8 encoder, log line, provider
+    or column takes it. Both are the client's mistake, refused here for every endpoint alike.
+    """
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
         if isinstance(item, str):
-            if "\x00" in item:
-                # PostgreSQL text and jsonb cannot hold U+0000: refuse it here, not with a 500.
-                raise UnstorableJSON("Text may not contain the NUL character (\\u0000).")
+            bad = UNSTORABLE.search(item)
+            if bad is not None:
+                raise UnstorableJSON(
+                    "Text may not contain the NUL character (\\u0000)."
+                    if bad.group() == "\x00"
+                    else "Text may not contain a lone surrogate (\\ud800-\\udfff): it is not "
+                    "a Unicode character."
+                )
             continue
         if not isinstance(item, dict | list):
             continue

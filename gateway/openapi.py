@@ -130,7 +130,10 @@ NO_NUL = "^[^\\x00]*$"
 # Any JSON value without NUL in its strings or keys (gateway.requests refuses the whole body).
 JSON_VALUE = "JsonValue"
 _JSON_VALUE_SCHEMA = {
-    "description": "Any JSON value; no string or key in it may hold NUL (\\u0000).",
+    "description": (
+        "Any JSON value; no string or key in it may hold NUL (\\u0000) or a lone surrogate "
+        "(\\ud800-\\udfff): both are refused with a 400."
+    ),
     "anyOf": [
         {"type": ["number", "boolean", "null"]},
         {"type": "string", "pattern": NO_NUL},
@@ -158,8 +161,11 @@ def _no_nul(schema: Any) -> Any:
     }
     if "properties" in schema:
         schema["properties"] = {name: _no_nul(prop) for name, prop in schema["properties"].items()}
-    if schema.get("type") == "string" and "pattern" not in schema and "enum" not in schema:
-        schema["pattern"] = NO_NUL
+    if schema.get("type") == "string" and "enum" not in schema:
+        if "pattern" not in schema:
+            schema["pattern"] = NO_NUL
+        elif schema["pattern"] != NO_NUL:  # a string's own pattern stays beside it
+            schema.setdefault("allOf", []).append({"pattern": NO_NUL})
     if schema.get("type") == "object":
         schema.setdefault("propertyNames", {"pattern": NO_NUL})
         if schema.get("additionalProperties", True) is True:

@@ -25,13 +25,14 @@ from sqlalchemy import JSON, Column, String, Table, event
 from sqlalchemy.orm import Mapper
 
 REPLACEMENT = "\ufffd"
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# NUL and lone surrogates: what no text column, UTF-8 encoder or log line takes.
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def storable_text(text: str, max_length: int | None = None) -> str:
     """``text`` without NUL or lone surrogates, cut to ``max_length`` characters if given."""
-    if _UNSTORABLE.search(text):
-        text = _UNSTORABLE.sub(REPLACEMENT, text)
+    if UNSTORABLE.search(text):
+        text = UNSTORABLE.sub(REPLACEMENT, text)
     if max_length is not None and len(text) > max_length:
         text = text[: max_length - 1] + "…"
     return text

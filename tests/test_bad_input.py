@@ -31,10 +31,19 @@ def _error(response, status: int) -> dict:
         ("/chat", b'{"message": "hi", "model\\u0000": "x"}', 400),
         ("/conversations/00000000-0000-0000-0000-000000000000", b'{"title": "a\\u0000"}', 400),
         ("/auth/keys", b'{"name": "k\\u0000"}', 400),
+        # A lone surrogate is valid JSON and no Unicode character: refused on every surface.
+        ("/chat", b'{"message": "hi \\ud800 there"}', 400),
+        ("/chat", b'{"message": "hi", "model": "\\udfff"}', 400),
+        (
+            "/v1/chat/completions",
+            b'{"model": "m", "messages": [{"role": "user", "content": "a\\ud800"}]}',
+            400,
+        ),
         ("/chat", b'{"message": "hi", "conversation_id": ' + b"9" * 5000 + b"}", 400),
         ("/chat", b'{"message": 1e999999}', 422),  # parsed as inf: not a string
         ("/chat", b'{"message": "hi", "stream": 1e400}', 422),
         ("/chat", b'{"message": "' + b"x" * 40_000 + b'"}', 422),  # MAX_MESSAGE_CHARS
+        ("/chat", b'{"message": " \\n\\t "}', 422),  # only whitespace: nothing to answer
         ("/chat", b"[]", 422),
         ("/chat", b'"just a string"', 422),
         ("/chat", b"null", 422),

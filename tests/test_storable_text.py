@@ -80,7 +80,7 @@ def test_a_tool_returning_nul_completes_the_turn_and_the_stored_text_is_marked(c
 
 def test_model_text_with_a_lone_surrogate_and_an_overlong_tool_name_are_stored(chat, fake, app):
     client, account = chat
-    # Client input is checked at the edge (NUL: 400, lone surrogates: 422); a model's output
+    # Client input is checked at the edge (NUL and lone surrogates: 400); a model's output
     # is not, and reaches the database through the recorder.
     assert (
         client.post("/chat", headers=account.headers, json={"message": "hi\x00"}).status_code == 400
