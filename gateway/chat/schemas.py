@@ -6,7 +6,15 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictStr,
+    StringConstraints,
+)
 
 from gateway.chat.idempotency import MAX_KEY_LENGTH
 
@@ -19,8 +27,21 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _some_text(value: str) -> str:
+    """Anthropic refuses a whitespace-only text block, and ``/v1`` such a message (400)."""
+    if not value.strip():
+        raise ValueError("needs some text, not only whitespace")
+    return value
+
+
 class ChatBody(Body):
-    message: Annotated[StrictStr, StringConstraints(min_length=1, max_length=MESSAGE_CEILING)]
+    message: Annotated[
+        StrictStr,
+        StringConstraints(min_length=1, max_length=MESSAGE_CEILING),
+        AfterValidator(_some_text),
+        # The same rule for the document (JSON Schema's pattern is an unanchored search).
+        Field(json_schema_extra={"pattern": r"\S"}),
+    ]
     conversation_id: uuid.UUID | None = None
     provider: Annotated[StrictStr, StringConstraints(max_length=32)] | None = None
     model: Annotated[StrictStr, StringConstraints(max_length=128)] | None = None
@@ -30,7 +51,9 @@ class ChatBody(Body):
 
 class ConversationPatch(Body):
     title: Annotated[
-        StrictStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
+        StrictStr,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+        Field(json_schema_extra={"pattern": r"\S"}),  # stripped, then at least 1 character
     ]
 
 
