@@ -456,6 +456,9 @@ def test_errors_have_openai_types_and_codes(gateway, headers, post):
     }
     missing = requests.get(gateway.url + "/v1/models/nope", headers=headers, timeout=10)
     assert (missing.status_code, missing.json()["error"]["code"]) == (404, "model_not_found")
+    # The alias chat completions take exists for the SDKs' models.retrieve too.
+    alias = requests.get(gateway.url + "/v1/models/default", headers=headers, timeout=10)
+    assert alias.json() == {"id": "default", "object": "model", "created": 0, "owned_by": "openai"}
 
 
 def test_the_doc_table_agrees_with_the_anthropic_field_list():

@@ -70,6 +70,10 @@ class CompletionRequest(BaseModel):
         return fields.options_of(self.model_dump(exclude_unset=True))
 
 
+# Model ids that mean "the default provider's default model".
+DEFAULT_MODEL_ALIASES = ("gateway", "default")
+
+
 def resolve_model(model_id: str) -> tuple[str | None, str | None]:
     """``provider/model``, a listed model, or the default provider's default (``gateway``).
 
@@ -81,7 +85,7 @@ def resolve_model(model_id: str) -> tuple[str | None, str | None]:
     for row in rows:
         if model_id in (f"{row['provider']}/{row['model']}", row["model"]):
             return row["provider"], row["model"]
-    if model_id in ("gateway", "default"):
+    if model_id in DEFAULT_MODEL_ALIASES:
         return None, None
     if not registry.settings.allow_unlisted_models:
         raise ModelNotFound(
@@ -136,10 +140,14 @@ def model_list() -> dict[str, Any]:
 
 
 def model_json(model_id: str) -> dict[str, Any]:
-    """One model of ``model_list`` (``GET /v1/models/{id}``); 404 ``model_not_found``."""
+    """One model of ``model_list`` (``GET /v1/models/{id}``), or an alias of the default model
+    (chat completions take them, so they exist); 404 ``model_not_found``."""
     for model in model_list()["data"]:
         if model_id in (model["id"], model["id"].partition("/")[2]):
             return model
+    if model_id in DEFAULT_MODEL_ALIASES:
+        owner = get_services().llm.default_name
+        return {"id": model_id, "object": "model", "created": 0, "owned_by": owner}
     raise ModelNotFound(f"The model `{model_id}` does not exist or you do not have access to it.")
 
 
