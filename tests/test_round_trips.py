@@ -6,7 +6,6 @@ nothing else on the hot path; authentication by API key is one read.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -49,13 +48,9 @@ PERIODIC = ("runtime_state", "tool_pins", "routing_examples")
 
 
 def _label(sql: str) -> str:
-    """``SELECT api_keys``, ``INSERT messages``, ``UPDATE conversations``: verb and table; a
-    statement of several writes (data-modifying CTEs) joins theirs: ``INSERT a + UPDATE b``."""
+    """``SELECT api_keys``, ``INSERT messages``, ``UPDATE conversations``: verb and table."""
     words = sql.replace('"', "").split()
     verb = words[0].upper()
-    if verb == "WITH":
-        writes = re.findall(r"\b(INSERT INTO|UPDATE|DELETE FROM) (\w+)", sql.replace('"', ""))
-        return " + ".join(f"{action.split()[0]} {table}" for action, table in writes)
     lowered = [w.lower() for w in words]
     for keyword in ("into", "update", "from"):
         if keyword in lowered[: len(lowered) - 1] and (keyword != "update" or verb == "UPDATE"):
@@ -122,12 +117,14 @@ def test_stored_chat_turn_commits_the_prompt_then_the_answer(chat_app, api_key):
         "SELECT turn_leases",
         "INSERT turn_leases",
         "COMMIT",
-        # The prompt, with its new conversation: one statement, committed before anything
-        # calls out.
-        "INSERT conversations + INSERT messages",
+        # The prompt, with its new conversation: one commit before anything calls out.
+        "INSERT conversations",
+        "INSERT messages",
         "COMMIT",
-        # The answer, the prompt's status and the conversation's time: one statement.
-        "INSERT messages + UPDATE messages + UPDATE conversations",
+        # The answer, the prompt's status and the conversation's time: one commit.
+        "INSERT messages",
+        "UPDATE messages",
+        "UPDATE conversations",
         "COMMIT",
         # The slot given back.
         "DELETE turn_leases",
@@ -147,7 +144,7 @@ def test_stored_turn_in_an_existing_conversation_reads_it_once(chat_app, api_key
     assert len(commits) == 5
     prompt = sent[commits[1] + 1 : commits[2] + 1]
     assert prompt[0] == "SELECT conversations"
-    assert prompt[-2:] == ["INSERT messages + UPDATE conversations", "COMMIT"]
+    assert prompt[-3:] == ["INSERT messages", "UPDATE conversations", "COMMIT"]
 
 
 def test_unstored_completion_stores_nothing(chat_app, api_key):

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway.catalog.search import SEARCH_SERVER
 from gateway.chat.history import assistant_blocks, result_json, text_blocks, tool_result_blocks
-from gateway.chat.rows import insert_row, one_statement, update_by_id
+from gateway.chat.rows import insert_row, update_by_id
 from gateway.chat.store import touch
 from gateway.database import unit_of_work
 from gateway.extensions import db
@@ -274,15 +274,14 @@ class TurnRecorder:
         touch(conversation_id)
 
     def _store(self, write: Callable[[], None]) -> None:
-        """``write``'s rows as one statement and transaction, committed before the turn goes on.
+        """``write``'s statements as one transaction, committed before the turn goes on.
 
         A conversation deleted under a turn that outlived its lease refuses them (a foreign
         key): the rest of the turn has nowhere to go, it still answers, nothing is stored.
         """
         with unit_of_work():
             try:
-                with one_statement():
-                    write()
+                write()
                 db.session.commit()
             except IntegrityError:
                 db.session.rollback()

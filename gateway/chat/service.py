@@ -14,7 +14,7 @@ from gateway.chat import pending, store
 from gateway.chat.busy import lock_idle
 from gateway.chat.history import replay, text_blocks
 from gateway.chat.recorder import Turn, TurnRecorder, UnstoredRecorder
-from gateway.chat.rows import insert_row, one_statement
+from gateway.chat.rows import insert_row
 from gateway.database import unit_of_work
 from gateway.errors import ValidationFailed
 from gateway.llm import ChatEvent, ChatRequest, Message, ToolCall
@@ -70,8 +70,8 @@ def begin_turn(
     registry = get_services().llm
     provider = registry.get(body.provider)  # an unknown provider is a 422, nothing stored
     messages, prompts = history or ([], [])
-    # Committed and released before the turn calls out: ids made here, the rows one statement
-    # (gateway.chat.rows), the one commit at the end of the block.
+    # Committed and released before the turn calls out: ids made here, each row one INSERT
+    # sent at once (gateway.chat.rows), the one commit at the end of the block.
     with unit_of_work():
         if body.conversation_id is not None:
             conversation_id = store.get_conversation(user.id, body.conversation_id).id
@@ -82,24 +82,22 @@ def begin_turn(
                 )
         else:
             conversation_id = uuid.uuid4()
+            values = {"id": conversation_id, "user_id": user.id}
+            insert_row(Conversation, {**values, "title": store.title_from(body.message)})
         message_id = uuid.uuid4()
-        with one_statement():
-            if body.conversation_id is None:
-                values = {"id": conversation_id, "user_id": user.id}
-                insert_row(Conversation, {**values, "title": store.title_from(body.message)})
-            insert_row(
-                ConversationMessage,
-                {
-                    "id": message_id,
-                    "conversation_id": conversation_id,
-                    "user_id": user.id,
-                    "role": "user",
-                    "content": text_blocks(body.message),
-                    "status": "pending",
-                },
-            )
-            if body.conversation_id is not None:  # a new one is already on top
-                store.touch(conversation_id)
+        insert_row(
+            ConversationMessage,
+            {
+                "id": message_id,
+                "conversation_id": conversation_id,
+                "user_id": user.id,
+                "role": "user",
+                "content": text_blocks(body.message),
+                "status": "pending",
+            },
+        )
+        if body.conversation_id is not None:  # a new one is already on top
+            store.touch(conversation_id)
         turn = Turn(
             user_id=user.id,
             conversation_id=conversation_id,
