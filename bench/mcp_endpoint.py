@@ -156,6 +156,8 @@ def start_gateway(pg: str, tmp: Path) -> tuple[subprocess.Popen, str, str, str]:
         "ADMIN_PASSWORD": password,
         "MCP_CONFIG": str(config),
         "MCP_ENDPOINT_RATE_LIMIT": "0",
+        # /mcp calls no model; production refuses to start without a provider unless told so.
+        "LLM_ALLOW_OFFLINE": "true",
         "BIND": f"127.0.0.1:{port}",
         "GUNICORN_WORKERS": "2",
         "GUNICORN_THREADS": "16",

@@ -989,7 +989,9 @@ def run_module(module: str, args: list[str], timeout: float) -> dict[str, Any]:
         timeout=timeout,
     )
     m = re.search(r"^BENCH_JSON (.*)$", p.stdout, re.M)
-    result = json.loads(m.group(1)) if m else {"error": (p.stdout + p.stderr)[-800:]}
+    # Paths in a failure's traceback relative to the repository: results are committed.
+    failure = (p.stdout + p.stderr).replace(f"{ROOT}/", "")[-800:]
+    result = json.loads(m.group(1)) if m else {"error": failure}
     result["text"] = re.sub(r"^BENCH_JSON .*$\n?", "", p.stdout, flags=re.M)
     return result
 
