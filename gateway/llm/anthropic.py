@@ -58,7 +58,7 @@ class AnthropicProvider:
         connect_timeout: float = 5.0,
         max_retries: int = 2,
         max_retry_wait: float = base.DEFAULT_MAX_RETRY_WAIT,
-        keepalive_connections: int = 100,
+        keepalive_connections: int = base.SDK_KEEPALIVE_CONNECTIONS,
         default_max_tokens: int = 4096,
         custom_headers: str = "",
         name: str = "anthropic",

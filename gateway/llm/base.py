@@ -78,9 +78,10 @@ def summarize(result: ToolResult, limit: int = 200) -> str:
     return ("error: " if result.is_error else "") + text
 
 
-# The SDKs' own default (openai/anthropic ``DEFAULT_CONNECTION_LIMITS``) keeps 100 idle
-# connections per client; the rest are closed after each response.
+# The SDKs' own limits (openai/anthropic ``DEFAULT_CONNECTION_LIMITS``): 1000 connections,
+# 100 of them kept idle per client; the rest are closed after each response.
 SDK_MAX_CONNECTIONS = 1000
+SDK_KEEPALIVE_CONNECTIONS = 100
 
 
 def connection_limits(keepalive: int) -> httpx2.Limits:

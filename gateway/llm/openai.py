@@ -67,7 +67,7 @@ class OpenAIProvider:
         connect_timeout: float = 5.0,
         max_retries: int = 2,
         max_retry_wait: float = base.DEFAULT_MAX_RETRY_WAIT,
-        keepalive_connections: int = 100,
+        keepalive_connections: int = base.SDK_KEEPALIVE_CONNECTIONS,
         max_tokens_param: str | None = None,
         default_max_tokens: int | None = None,
         name: str = "openai",

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.llm.base import SDK_KEEPALIVE_CONNECTIONS
 from gateway.llm.errors import ProviderNotConfigured
 from gateway.llm.types import ModelPrice, Provider
 
@@ -155,7 +156,9 @@ class LLMRegistry:
     Store one in ``app.extensions`` and call ``close()`` when the worker exits.
     """
 
-    def __init__(self, settings: LLMSettings, *, keepalive_connections: int = 100) -> None:
+    def __init__(
+        self, settings: LLMSettings, *, keepalive_connections: int = SDK_KEEPALIVE_CONNECTIONS
+    ) -> None:
         self.settings = settings
         # Idle upstream connections each SDK client keeps: the worker's threads (see
         # base.connection_limits).
