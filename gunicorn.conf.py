@@ -76,6 +76,19 @@ def on_starting(server):
         sys.exit(1)
 
 
+def when_ready(server):
+    """Refuse connections until a worker is warm: a load balancer then tries another replica.
+
+    Not on sockets handed over by systemd or by an old master (USR2): others serve on them.
+    """
+    from gateway.listeners import pause
+
+    if server.systemd or server.master_pid:
+        return
+    if pause(server.LISTENERS):
+        server.log.info("refusing connections until a worker is warm")
+
+
 def _stop_embedded_database(server):
     embedded = getattr(server, "embedded_postgres", None)
     if embedded is not None:
@@ -99,8 +112,10 @@ def on_exit(server):
 def post_worker_init(worker):
     """Warm up before taking traffic: MCP sessions, the SDK clients, the router and its model.
 
-    Connections wait in the listen backlog meanwhile, answered by a warm worker.
+    Until the first worker is warm the socket refuses connections (``when_ready``); a worker
+    that replaces another warms while its siblings serve, and connections queue as usual.
     """
+    from gateway.listeners import resume
     from gateway.services import warm_up
 
     warm_up(worker.wsgi)
@@ -111,6 +126,7 @@ def post_worker_init(worker):
 
     start_endpoint(worker.wsgi)
     end_streams_when(worker.wsgi, lambda: not worker.alive)
+    resume(worker.sockets, worker.cfg.backlog)
 
 
 def worker_exit(server, worker):

@@ -45,8 +45,10 @@ def gunicorn(
     port: int | None = None,
     stop_timeout: float = 30,
     start_timeout: float = 120,
+    wait_healthy: bool = True,
 ) -> Iterator[LiveServer]:
-    """Start gunicorn with gunicorn.conf.py, wait for /health, stop it (SIGTERM) afterwards."""
+    """Start gunicorn with gunicorn.conf.py, wait for /health (unless ``wait_healthy`` is
+    false), stop it (SIGTERM) afterwards."""
     port = port or free_port()
     full_env = {
         **os.environ,
@@ -74,7 +76,8 @@ def gunicorn(
             )
         server = LiveServer(f"http://127.0.0.1:{port}", process, log_path)
         try:
-            _wait_healthy(server, start_timeout)
+            if wait_healthy:
+                wait_until_healthy(server, start_timeout)
             yield server
         finally:
             process.terminate()
@@ -115,7 +118,7 @@ def wait_all_workers_serving(server: LiveServer, workers: int, timeout: float = 
             list(pool.map(lambda _: requests.get(server.url + "/health", timeout=5), range(16)))
 
 
-def _wait_healthy(server: LiveServer, timeout: float = 60) -> None:
+def wait_until_healthy(server: LiveServer, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
@@ -124,7 +127,7 @@ def _wait_healthy(server: LiveServer, timeout: float = 60) -> None:
             if requests.get(server.url + "/health", timeout=1).status_code == 200:
                 return
         except (requests.ConnectionError, requests.Timeout):
-            pass  # not listening yet, or listening while its workers warm up
+            pass  # not listening yet, or refusing while its first worker warms up
         time.sleep(0.1)
     raise RuntimeError(f"gunicorn did not become healthy:\n{server.log()}")
 

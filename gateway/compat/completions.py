@@ -26,13 +26,13 @@ FINISH_REASONS = {"max_tokens": "length", "refusal": "content_filter"}
 
 
 class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[dict[str, Any]] | None = None
 
 
 class FunctionSpec(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
     # OpenAI's rule for function names, which Anthropic's tool names share.
     name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
     description: str | None = None
@@ -40,7 +40,7 @@ class FunctionSpec(BaseModel):
 
 
 class ClientTool(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
     type: Literal["function"]
     function: FunctionSpec
 
@@ -52,10 +52,11 @@ class CompletionRequest(BaseModel):
     message is the user's or a tool result; a user message has some content; a tool message
     names its ``tool_call_id``; content parts have a ``type``; ``n`` is 1; no ``logprobs``,
     ``functions`` or ``function_call``; fields the answering provider cannot honour are refused
-    (docs/openai-compatibility.md).
+    (docs/openai-compatibility.md). Types are strict, as OpenAI's own validation is: ``"stream":
+    "yes"`` or ``"n": true`` is a 400, never read as a boolean or a number.
     """
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
     model: str = Field(min_length=1, max_length=200)
     messages: list[ChatMessage] = Field(min_length=1, max_length=1000)
     stream: bool = False
