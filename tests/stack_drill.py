@@ -275,41 +275,86 @@ def test_killing_a_replica_under_paced_load_fails_no_request(stack):
     while len(_served_by(stack, 30, settling=True)) < 3:
         assert time.monotonic() < deadline, "nginx does not reach the three replicas"
     victim = stack.replicas()[-1]
-    results: list[tuple[float, int | str]] = []
+    marker = uuid.uuid4().hex[:8]
+    results: list[tuple[float, float, int | str, str]] = []  # start, duration, outcome, id
     stop = threading.Event()
+    killed_at = time.monotonic() + 3
 
-    def load() -> None:
+    def load(lane: int) -> None:
         # 20 requests a second, each on a new connection, each reading the database.
+        n = 0
         while not stop.is_set():
+            request_id = f"kill-{marker}-{lane}-{n}"
+            n += 1
             started = time.monotonic()
             try:
                 response = requests.get(
-                    stack.url + "/conversations", headers=stack.headers, timeout=15
+                    stack.url + "/conversations",
+                    headers={**stack.headers, "X-Request-ID": request_id},
+                    timeout=15,
                 )
                 outcome: int | str = response.status_code
             except requests.RequestException as exc:
                 outcome = type(exc).__name__
-            results.append((time.monotonic() - started, outcome))
-            time.sleep(max(0.0, 0.05 - (time.monotonic() - started)))
+            duration = time.monotonic() - started
+            results.append((started - killed_at, duration, outcome, request_id))
+            time.sleep(max(0.0, 0.05 - duration))
 
-    threads = [threading.Thread(target=load) for _ in range(2)]
+    threads = [threading.Thread(target=load, args=(lane,)) for lane in range(2)]
     for thread in threads:
         thread.start()
-    time.sleep(3)
+    time.sleep(max(0.0, killed_at - time.monotonic()))
     stack.engine_output("kill", "--signal", "KILL", victim)
     time.sleep(15)
     stop.set()
     for thread in threads:
         thread.join()
-    failed = [outcome for _, outcome in results if outcome != 200]
-    slow = sorted(duration for duration, outcome in results if duration > 0.5)
+    failed = [outcome for _, _, outcome, _ in results if outcome != 200]
+    slow = sorted(duration for _, duration, outcome, _ in results if duration > 0.5)
     _note(
         stack,
         "replica kill under load",
         f"{len(results)} requests, {len(failed)} failed, {len(slow)} over 0.5 s "
-        f"(slowest {max(d for d, _ in results):.2f} s)",
+        f"(slowest {max(d for _, d, _, _ in results):.2f} s)",
     )
+    if failed or slow:
+        _explain_kill(stack, victim, results)
     assert failed == [], failed
+
+
+def _explain_kill(stack: Stack, victim: str, results: list) -> None:
+    """What nginx logged for the failed and slow requests, and what became of the victim."""
+    for started, duration, outcome, request_id in results:
+        if outcome != 200 or duration > 0.5:
+            when = f"sent {started:+.2f} s after the kill"
+            print(f"[kill] {request_id} {when}: {outcome} in {duration:.2f} s")  # noqa: T201
+    nginx = compose.containers(compose.detect(stack.env), "nginx")[0]
+    logs = subprocess.run(
+        [stack.engine, "logs", "--since", "60s", nginx], capture_output=True, text=True, timeout=60
+    )
+    wanted = {r[3] for r in results if r[2] != 200 or r[1] > 0.5}
+    for line in (logs.stdout + logs.stderr).splitlines():
+        if any(w in line for w in wanted) or "[error]" in line or "[warn]" in line:
+            print(f"[nginx] {line[:400]}")  # noqa: T201
+    for replica in stack.replicas():
+        replica_logs = subprocess.run(
+            [stack.engine, "logs", "--since", "60s", replica],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        for line in (replica_logs.stdout + replica_logs.stderr).splitlines():
+            if any(w in line for w in wanted) or " WARNING " in line or " ERROR " in line:
+                print(f"[{replica}] {line[:400]}")  # noqa: T201
+    state = stack.engine_output(
+        "inspect", "--format", "{{.RestartCount}} {{.State.Status}} {{.State.StartedAt}}", victim
+    )
+    print(f"[kill] victim {victim}: restarts, status, started {state.strip()}")  # noqa: T201
+    victim_logs = subprocess.run(
+        [stack.engine, "logs", "--since", "60s", victim], capture_output=True, text=True, timeout=60
+    )
+    for line in (victim_logs.stdout + victim_logs.stderr).splitlines()[-40:]:
+        print(f"[victim] {line[:300]}")  # noqa: T201
 
 
 def test_postgres_has_no_route_out_and_the_gateway_has_one(stack):
