@@ -516,6 +516,29 @@ def test_a_mapped_field_of_the_wrong_type_is_a_400_not_a_500(name, value, post, 
     assert fake.requests == []
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "param"),
+    [
+        ("stream", "yes", "stream"),
+        ("stream", 1, "stream"),
+        ("n", True, "n"),
+        ("max_tokens", "5", "max_tokens"),
+        ("max_completion_tokens", False, "max_completion_tokens"),
+        ("model", 5, "model"),
+        ("messages", [{"role": "user", "content": 5}], "messages[0].content"),
+    ],
+)
+def test_a_consumed_field_is_never_coerced_from_another_type(name, value, param, post, fake):
+    # OpenAI's validation is by JSON type: "yes" is no boolean, true no number.
+    body = {"model": OPENAI_MODEL, "messages": user("hi"), name: value}
+    response = post(body)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert error["param"].startswith(param), error  # a union adds its member: content.str
+    assert fake.requests == []
+
+
 def test_a_message_author_name_is_forwarded_or_refused(post, fake):
     messages = [{"role": "user", "content": "hi", "name": "alice"}]
     assert post({"model": OPENAI_MODEL, "messages": messages}).status_code == 200
