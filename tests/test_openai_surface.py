@@ -539,6 +539,14 @@ def test_a_consumed_field_is_never_coerced_from_another_type(name, value, param,
     assert fake.requests == []
 
 
+def test_an_integer_written_with_a_zero_fraction_is_an_integer(post, fake):
+    # JSON Schema (and the published document) counts 7.0 as an integer; the upstream gets 7.
+    body = {"model": ANTHROPIC_MODEL, "messages": user("hi"), "max_tokens": 7.0}
+    assert post(body).status_code == 200
+    sent = fake.requests[0].body["max_tokens"]
+    assert (sent, type(sent)) == (7, int)
+
+
 def test_a_message_author_name_is_forwarded_or_refused(post, fake):
     messages = [{"role": "user", "content": "hi", "name": "alice"}]
     assert post({"model": OPENAI_MODEL, "messages": messages}).status_code == 200

@@ -7,9 +7,9 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from gateway.auth.guard import current_user
 from gateway.chat import pending
@@ -23,6 +23,17 @@ from gateway.llm import wire_name
 from gateway.services import get_services
 
 FINISH_REASONS = {"max_tokens": "length", "refusal": "content_filter"}
+
+
+def _json_integer(value: Any) -> Any:
+    """JSON Schema's integer (2020-12 validation, 6.1.1): ``2.0`` is one; ``true``, ``"2"`` not."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# A count of the strict request models: any JSON number without a fraction, at least 1.
+PositiveJsonInt = Annotated[int, Field(ge=1), BeforeValidator(_json_integer)]
 
 
 class ChatMessage(BaseModel):
@@ -62,9 +73,9 @@ class CompletionRequest(BaseModel):
     stream: bool = False
     stream_options: dict[str, Any] | None = None
     tools: list[ClientTool] | None = Field(default=None, max_length=128)
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
-    n: int | None = Field(default=None, ge=1)
+    max_tokens: PositiveJsonInt | None = None
+    max_completion_tokens: PositiveJsonInt | None = None
+    n: PositiveJsonInt | None = None
 
     def options(self) -> dict[str, Any]:
         """The fields that go to the provider: all but the ones the gateway consumes."""
