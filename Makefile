@@ -86,7 +86,7 @@ status: ## Show the containers and their health
 logs: ## Follow the logs of every replica (SERVICE=gateway for one service; FOLLOW=0 to print and exit)
 	@$(STACK) logs $(SERVICE)
 
-restart: ## Restart every gateway replica (after a config change: make up)
+restart: ## Restart every gateway replica, one at a time (after a config change: make up)
 	@$(STACK) restart gateway
 
 N ?= 2

@@ -373,12 +373,30 @@ def logs(compose: Compose, service: str | None, follow: bool) -> int:
 
 
 def restart(compose: Compose, service: str) -> int:
-    if not compose.podman_compose:
-        return compose.run("restart", service, check=False)
+    """Restart ``service``'s replicas one at a time, each healthy again before the next.
+
+    A starting gateway refuses connections until it is warm (gateway/listeners.py): with two
+    replicas or more, nginx always has one that answers, so a restart fails no request.
+    """
     names = containers(compose, service, running=True)
     with HealthTicker(compose):
-        code = subprocess.run(["podman", "restart", "-t", "35", *names]).returncode
-        return code or wait_healthy(compose, service, len(names), 300)
+        for name in names:
+            code = subprocess.run([compose.engine, "restart", "-t", "35", name]).returncode
+            code = code or wait_container_healthy(compose, name, 300)
+            if code:
+                return code
+    return 0
+
+
+def wait_container_healthy(compose: Compose, name: str, timeout: float) -> int:
+    """0 once the container ``name`` reports healthy, else 1 after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while (state := health(compose, name)) != "healthy":
+        if time.monotonic() > deadline:
+            _err(f"{name}: {state} after {timeout:g} s")
+            return 1
+        time.sleep(1)
+    return 0
 
 
 def scale(compose: Compose, replicas: int, timeout: float = 300) -> int:

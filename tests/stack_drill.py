@@ -4,14 +4,15 @@ Not part of `make test` (its name is not test_*.py): it builds the image and run
 with whichever engine deploy/compose.py finds. In order: `make up` (built), health through
 nginx, register, log in, a chat turn with a real MCP tool call (JSON and SSE, the offline
 provider), `make status`, `make logs`, `make scale N=3` with nginx spreading requests over the
-three, `make restart` reaching every replica, one replica killed while a paced load runs (0
-failed requests), no route out of the internal network, `make down` and `make up` again with
-the account still there, fresh secrets next to the old volume refused before anything is
+three, `make restart` reaching every replica, one at a time, under a paced load (0 failed
+requests), one replica killed under the same load (0 failed requests), no route out of the
+internal network, `make down` and `make up` again with the account still there, fresh secrets
+next to the old volume refused before anything is
 written, and `make down-volumes` leaving nothing.
 
 The stack is a separate compose project (mcp-gateway-drill) on a free port, so that an
 operator's own `make up` on the same machine is left alone. Figures (build and start times,
-failures and slow requests during the kill, memory per replica) are printed: run with -s.
+failures and slow requests under load, memory per replica) are printed: run with -s.
 """
 
 from __future__ import annotations
@@ -255,79 +256,110 @@ def _memory(stack: Stack) -> dict[str, str]:
     return dict(line.split(" ", 1) for line in out.strip().splitlines())
 
 
-def test_restart_reaches_every_replica(stack):
-    names = stack.replicas()
-    assert len(names) == 3, names
-    before = {
-        n: stack.engine_output("inspect", "--format", "{{.State.StartedAt}}", n) for n in names
-    }
-    stack.make("restart")
-    _wait_healthy(stack, 3)
-    after = {
-        n: stack.engine_output("inspect", "--format", "{{.State.StartedAt}}", n) for n in names
-    }
-    assert all(after[n] != before[n] for n in names), (before, after)
+@dataclass
+class PacedLoad:
+    """Two clients, each sending 20 requests a second on new connections, reading the database.
 
+    ``results``: (seconds from ``zero``, duration, status or exception name, request id).
+    """
 
-def test_killing_a_replica_under_paced_load_fails_no_request(stack):
-    # Every replica in nginx's DNS answer again after the restart, before the drill starts.
-    deadline = time.monotonic() + 60
-    while len(_served_by(stack, 30, settling=True)) < 3:
-        assert time.monotonic() < deadline, "nginx does not reach the three replicas"
-    victim = stack.replicas()[-1]
-    marker = uuid.uuid4().hex[:8]
-    results: list[tuple[float, float, int | str, str]] = []  # start, duration, outcome, id
-    stop = threading.Event()
-    killed_at = time.monotonic() + 3
+    stack: Stack
+    name: str
+    zero: float = field(default_factory=time.monotonic)
+    results: list[tuple[float, float, int | str, str]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
 
-    def load(lane: int) -> None:
-        # 20 requests a second, each on a new connection, each reading the database.
+    def __enter__(self) -> PacedLoad:
+        marker = uuid.uuid4().hex[:8]
+        self._threads = [
+            threading.Thread(target=self._lane, args=(f"{self.name}-{marker}-{lane}",))
+            for lane in range(2)
+        ]
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+
+    def _lane(self, prefix: str) -> None:
         n = 0
-        while not stop.is_set():
-            request_id = f"kill-{marker}-{lane}-{n}"
+        while not self._stop.is_set():
+            request_id = f"{prefix}-{n}"
             n += 1
             started = time.monotonic()
             try:
                 response = requests.get(
-                    stack.url + "/conversations",
-                    headers={**stack.headers, "X-Request-ID": request_id},
+                    self.stack.url + "/conversations",
+                    headers={**self.stack.headers, "X-Request-ID": request_id},
                     timeout=15,
                 )
                 outcome: int | str = response.status_code
             except requests.RequestException as exc:
                 outcome = type(exc).__name__
             duration = time.monotonic() - started
-            results.append((started - killed_at, duration, outcome, request_id))
+            self.results.append((started - self.zero, duration, outcome, request_id))
             time.sleep(max(0.0, 0.05 - duration))
 
-    threads = [threading.Thread(target=load, args=(lane,)) for lane in range(2)]
-    for thread in threads:
-        thread.start()
-    time.sleep(max(0.0, killed_at - time.monotonic()))
-    stack.engine_output("kill", "--signal", "KILL", victim)
-    time.sleep(15)
-    stop.set()
-    for thread in threads:
-        thread.join()
-    failed = [outcome for _, _, outcome, _ in results if outcome != 200]
-    slow = sorted(duration for _, duration, outcome, _ in results if duration > 0.5)
-    _note(
-        stack,
-        "replica kill under load",
-        f"{len(results)} requests, {len(failed)} failed, {len(slow)} over 0.5 s "
-        f"(slowest {max(d for _, d, _, _ in results):.2f} s)",
-    )
-    if failed or slow:
-        _explain_kill(stack, victim, results)
-    assert failed == [], failed
+    def report(self, victim: str | None = None) -> list[int | str]:
+        """Note the figures; explain failed and slow requests; return the failed outcomes."""
+        failed = [outcome for _, _, outcome, _ in self.results if outcome != 200]
+        slow = [duration for _, duration, _, _ in self.results if duration > 0.5]
+        _note(
+            self.stack,
+            self.name,
+            f"{len(self.results)} requests, {len(failed)} failed, {len(slow)} over 0.5 s "
+            f"(slowest {max(d for _, d, _, _ in self.results):.2f} s)",
+        )
+        if failed or slow:
+            _explain(self.stack, victim, self.results)
+        return failed
 
 
-def _explain_kill(stack: Stack, victim: str, results: list) -> None:
-    """What nginx logged for the failed and slow requests, and what became of the victim."""
+def _all_replicas_reached(stack: Stack) -> None:
+    # Every replica in nginx's DNS answer, after a scale or a restart.
+    deadline = time.monotonic() + 60
+    while len(_served_by(stack, 30, settling=True)) < 3:
+        assert time.monotonic() < deadline, "nginx does not reach the three replicas"
+
+
+def test_restart_under_paced_load_reaches_every_replica_and_fails_no_request(stack):
+    names = stack.replicas()
+    assert len(names) == 3, names
+    _all_replicas_reached(stack)
+    before = {
+        n: stack.engine_output("inspect", "--format", "{{.State.StartedAt}}", n) for n in names
+    }
+    # One replica at a time, each warm before the next: nginx always has two that answer.
+    with PacedLoad(stack, "restart under load") as load:
+        stack.make("restart")
+    _wait_healthy(stack, 3)
+    after = {
+        n: stack.engine_output("inspect", "--format", "{{.State.StartedAt}}", n) for n in names
+    }
+    assert all(after[n] != before[n] for n in names), (before, after)
+    assert load.report() == []
+
+
+def test_killing_a_replica_under_paced_load_fails_no_request(stack):
+    _all_replicas_reached(stack)
+    victim = stack.replicas()[-1]
+    with PacedLoad(stack, "replica kill under load", zero=time.monotonic() + 3) as load:
+        time.sleep(3)
+        stack.engine_output("kill", "--signal", "KILL", victim)
+        time.sleep(15)
+    assert load.report(victim) == []
+
+
+def _explain(stack: Stack, victim: str | None, results: list) -> None:
+    """What nginx and the replicas logged for failed and slow requests; the victim's state."""
     for started, duration, outcome, request_id in results:
         if outcome != 200 or duration > 0.5:
-            when = f"sent {started:+.2f} s after the kill"
-            print(f"[kill] {request_id} {when}: {outcome} in {duration:.2f} s")  # noqa: T201
+            when = f"sent at {started:+.2f} s"
+            print(f"[load] {request_id} {when}: {outcome} in {duration:.2f} s")  # noqa: T201
     nginx = compose.containers(compose.detect(stack.env), "nginx")[0]
     logs = subprocess.run(
         [stack.engine, "logs", "--since", "60s", nginx], capture_output=True, text=True, timeout=60
@@ -346,15 +378,12 @@ def _explain_kill(stack: Stack, victim: str, results: list) -> None:
         for line in (replica_logs.stdout + replica_logs.stderr).splitlines():
             if any(w in line for w in wanted) or " WARNING " in line or " ERROR " in line:
                 print(f"[{replica}] {line[:400]}")  # noqa: T201
+    if victim is None:
+        return
     state = stack.engine_output(
         "inspect", "--format", "{{.RestartCount}} {{.State.Status}} {{.State.StartedAt}}", victim
     )
-    print(f"[kill] victim {victim}: restarts, status, started {state.strip()}")  # noqa: T201
-    victim_logs = subprocess.run(
-        [stack.engine, "logs", "--since", "60s", victim], capture_output=True, text=True, timeout=60
-    )
-    for line in (victim_logs.stdout + victim_logs.stderr).splitlines()[-40:]:
-        print(f"[victim] {line[:300]}")  # noqa: T201
+    print(f"[victim] {victim}: restarts, status, started {state.strip()}")  # noqa: T201
 
 
 def test_postgres_has_no_route_out_and_the_gateway_has_one(stack):
