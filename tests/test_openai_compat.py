@@ -55,6 +55,9 @@ def client(gateway, api_key, fake):
 def test_models_are_listed(client):
     ids = [m.id for m in client.models.list()]
     assert "openai/gpt-test" in ids
+    # The alias chat completions take comes first, owned by the default provider.
+    assert ids[0] == "default" and ids.count("default") == 1, ids
+    assert client.models.retrieve("default").owned_by == "openai"
 
 
 def test_a_completion_runs_an_mcp_tool_server_side(client, fake):

@@ -82,7 +82,7 @@ class CompletionRequest(BaseModel):
         return fields.options_of(self.model_dump(exclude_unset=True))
 
 
-# Model ids that mean "the default provider's default model".
+# Model ids that mean "the default provider's default model"; /v1/models lists "default".
 DEFAULT_MODEL_ALIASES = ("gateway", "default")
 
 
@@ -137,29 +137,38 @@ def client_tools(request: CompletionRequest) -> tuple[dict[str, Any], ...]:
 
 
 def model_list() -> dict[str, Any]:
+    """``default`` first (the default provider's default model: a client that offers a pick from
+    this list can follow the operator's choice), then every ``provider/model``."""
     return {
         "object": "list",
         "data": [
-            {
-                "id": f"{row['provider']}/{row['model']}",
-                "object": "model",
-                "created": 0,
-                "owned_by": row["provider"],
-            }
-            for row in get_services().llm.list_models()
+            _alias_json(DEFAULT_MODEL_ALIASES[1]),
+            *(
+                {
+                    "id": f"{row['provider']}/{row['model']}",
+                    "object": "model",
+                    "created": 0,
+                    "owned_by": row["provider"],
+                }
+                for row in get_services().llm.list_models()
+            ),
         ],
     }
+
+
+def _alias_json(alias: str) -> dict[str, Any]:
+    owner = get_services().llm.default_name
+    return {"id": alias, "object": "model", "created": 0, "owned_by": owner}
 
 
 def model_json(model_id: str) -> dict[str, Any]:
     """One model of ``model_list`` (``GET /v1/models/{id}``), or an alias of the default model
     (chat completions take them, so they exist); 404 ``model_not_found``."""
-    for model in model_list()["data"]:
+    if model_id in DEFAULT_MODEL_ALIASES:
+        return _alias_json(model_id)
+    for model in model_list()["data"][1:]:
         if model_id in (model["id"], model["id"].partition("/")[2]):
             return model
-    if model_id in DEFAULT_MODEL_ALIASES:
-        owner = get_services().llm.default_name
-        return {"id": model_id, "object": "model", "created": 0, "owned_by": owner}
     raise ModelNotFound(f"The model `{model_id}` does not exist or you do not have access to it.")
 
 
