@@ -44,6 +44,9 @@ PROJECT = os.environ.get("COMPOSE_PROJECT_NAME") or re.search(
     r"^name:\s*(\S+)", COMPOSE_FILE.read_text(encoding="utf-8"), re.M
 ).group(1)
 PROJECT_LABEL = f"com.docker.compose.project={PROJECT}"
+# How long nginx keeps an answer of compose's DNS (deploy/nginx.conf, `resolver ... valid=`):
+# after a replica starts, stops or moves, each nginx worker sees it at most this much later.
+NGINX_DNS_VALID_SECONDS = 10
 INSTALL = (
     "install Docker Engine with the Compose plugin (docker-compose-plugin), "
     "or Podman >= 4.7, or Podman with podman-compose (pip install podman-compose)"
@@ -373,7 +376,8 @@ def logs(compose: Compose, service: str | None, follow: bool) -> int:
 
 
 def restart(compose: Compose, service: str) -> int:
-    """Restart ``service``'s replicas one at a time, each healthy again before the next.
+    """Restart ``service``'s replicas one at a time, each healthy again and in nginx's DNS
+    answer (the engine may give it a new address) before the next.
 
     A starting gateway refuses connections until it is warm (gateway/listeners.py): with two
     replicas or more, nginx always has one that answers, so a restart fails no request.
@@ -385,7 +389,12 @@ def restart(compose: Compose, service: str) -> int:
             code = code or wait_container_healthy(compose, name, 300)
             if code:
                 return code
+            _until_nginx_has_asked_again()
     return 0
+
+
+def _until_nginx_has_asked_again() -> None:
+    time.sleep(NGINX_DNS_VALID_SECONDS + 1)
 
 
 def wait_container_healthy(compose: Compose, name: str, timeout: float) -> int:
@@ -400,12 +409,16 @@ def wait_container_healthy(compose: Compose, name: str, timeout: float) -> int:
 
 
 def scale(compose: Compose, replicas: int, timeout: float = 300) -> int:
-    """``replicas`` gateways, returning once every one of them is healthy."""
+    """``replicas`` gateways, returning once every one of them is healthy and nginx's DNS answer
+    has been renewed, so that every nginx worker spreads requests over exactly them."""
     with HealthTicker(compose):
         code = compose.run(
             "up", "-d", "--no-recreate", "--scale", f"gateway={replicas}", check=False
         )
-        return code or wait_healthy(compose, "gateway", replicas, timeout)
+        code = code or wait_healthy(compose, "gateway", replicas, timeout)
+    if code == 0:
+        _until_nginx_has_asked_again()
+    return code
 
 
 def wait_healthy(compose: Compose, service: str, replicas: int, timeout: float) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -276,3 +277,10 @@ def test_make_up_without_a_model_provider_is_refused_before_anything_is_written(
     assert "needs a model provider" in captured.err and "LLM_ALLOW_OFFLINE=true" in captured.err
     assert "ran:" not in captured.out
     assert not (tmp_path / "secrets").exists()
+
+
+def test_scale_and_restart_wait_as_long_as_nginx_keeps_a_dns_answer():
+    # make scale and make restart wait this long for every nginx worker to ask again.
+    text = (ROOT / "deploy" / "nginx.conf").read_text(encoding="utf-8")
+    valid = re.search(r"resolver \S+ valid=(\d+)s", text)
+    assert valid is not None and int(valid.group(1)) == compose.NGINX_DNS_VALID_SECONDS
