@@ -260,8 +260,29 @@ def error_response(exc: BaseException) -> Response:
     return response
 
 
+def _sent_location(loc: tuple[Any, ...], body: Any, *, missing: bool) -> tuple[Any, ...]:
+    """The part of a pydantic location that names something the client sent.
+
+    A union adds the member it tried (``content`` → ``content.str``), which is no field of the
+    request: once the location has entered the JSON body, it is cut where the body has nothing
+    more, unless the field is missing. A location outside the body (a query parameter, a
+    header) is kept whole.
+    """
+    value = body
+    for index, part in enumerate(loc):
+        if isinstance(part, int) and isinstance(value, list) and 0 <= part < len(value):
+            value = value[part]
+        elif isinstance(part, str) and isinstance(value, dict) and part in value:
+            value = value[part]
+        elif index == 0:
+            return loc
+        else:
+            return loc[: index + 1] if missing else loc[:index]
+    return loc
+
+
 def _openai_param(loc: tuple[Any, ...]) -> str:
-    """A pydantic location as OpenAI writes a param: ``messages[0].content``."""
+    """A location as OpenAI writes a param: ``messages[0].content``."""
     out = ""
     for part in loc:
         if isinstance(part, int):
@@ -271,13 +292,24 @@ def _openai_param(loc: tuple[Any, ...]) -> str:
     return out
 
 
+# The body itself is of the wrong type: pydantic would name the model class.
+NOT_AN_OBJECT = "The request body must be a JSON object."
+
+
 def _validation_error(exc: PydanticValidationError) -> Response:
     """422 with every field's problem; under ``/v1`` OpenAI's 400 naming the first one."""
     problems = exc.errors(include_url=False, include_input=False)
+    body = request.get_json(silent=True)
+    for problem in problems:
+        problem["loc"] = _sent_location(
+            tuple(problem["loc"]), body, missing=problem["type"] == "missing"
+        )
+        if not problem["loc"] and not isinstance(body, dict):
+            problem["msg"] = NOT_AN_OBJECT
     if _on_openai_surface():
         field = _openai_param(problems[0]["loc"])
-        message = f"{field}: {problems[0]['msg']}"
-        response = jsonify(openai_envelope(400, message, code=None, param=field))
+        message = f"{field}: {problems[0]['msg']}" if field else problems[0]["msg"]
+        response = jsonify(openai_envelope(400, message, code=None, param=field or None))
         response.status_code = 400
         return response
     details = [

@@ -526,6 +526,8 @@ def test_a_mapped_field_of_the_wrong_type_is_a_400_not_a_500(name, value, post, 
         ("max_completion_tokens", False, "max_completion_tokens"),
         ("model", 5, "model"),
         ("messages", [{"role": "user", "content": 5}], "messages[0].content"),
+        ("messages", [{"role": "user", "content": [5]}], "messages[0].content"),
+        ("stream_options", {"include_usage": "no"}, "stream_options.include_usage"),
     ],
 )
 def test_a_consumed_field_is_never_coerced_from_another_type(name, value, param, post, fake):
@@ -534,8 +536,19 @@ def test_a_consumed_field_is_never_coerced_from_another_type(name, value, param,
     response = post(body)
     assert response.status_code == 400, response.text
     error = response.json()["error"]
-    assert error["type"] == "invalid_request_error"
-    assert error["param"].startswith(param), error  # a union adds its member: content.str
+    # The param names what the client sent, never the member of a union pydantic tried.
+    assert (error["type"], error["param"]) == ("invalid_request_error", param), error
+    assert error["message"].startswith(f"{param}: "), error
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize("body", [[], "hi", 5])
+def test_a_body_that_is_no_json_object_is_a_400_naming_no_class(body, post, fake):
+    response = post(body)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert (error["type"], error["param"]) == ("invalid_request_error", None), error
+    assert "CompletionRequest" not in error["message"] and "object" in error["message"], error
     assert fake.requests == []
 
 

@@ -56,6 +56,13 @@ class ClientTool(BaseModel):
     function: FunctionSpec
 
 
+class StreamOptions(BaseModel):
+    """``stream_options``: the gateway reads ``include_usage``; other options are kept, unread."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+    include_usage: bool | None = None
+
+
 class CompletionRequest(BaseModel):
     """The fields the gateway consumes; every other field's fate is in ``compat.fields``.
 
@@ -71,7 +78,7 @@ class CompletionRequest(BaseModel):
     model: str = Field(min_length=1, max_length=200)
     messages: list[ChatMessage] = Field(min_length=1, max_length=1000)
     stream: bool = False
-    stream_options: dict[str, Any] | None = None
+    stream_options: StreamOptions | None = None
     tools: list[ClientTool] | None = Field(default=None, max_length=128)
     max_tokens: PositiveJsonInt | None = None
     max_completion_tokens: PositiveJsonInt | None = None

@@ -66,7 +66,7 @@ def chat_completions() -> ResponseReturnValue:
     )
     if not body.stream:
         return completion_json(admitted.answer(), body.model), 200, headers
-    usage = bool((body.stream_options or {}).get("include_usage"))
+    usage = bool(body.stream_options and body.stream_options.include_usage)
     source = HeldStream(admitted.events)
     response = sse_response(
         source, lambda events: completion_chunks(events, body.model, include_usage=usage)
