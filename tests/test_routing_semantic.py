@@ -17,6 +17,7 @@ from gateway.routing.semantic import (
     SemanticIndex,
     plain_chat_examples,
 )
+from gateway.routing.text import without_closing_punctuation
 from gateway.tools import Tool
 from tests.routing_fakes import HashingEncoder
 
@@ -199,6 +200,33 @@ def test_a_thorough_ranking_always_uses_the_transformer(shipped: Router) -> None
 def test_plain_chat_is_offered_no_tool(shipped: Router, prompt: str) -> None:
     decision = shipped.route(prompt)
     assert decision.tools == () and decision.method == "plain_chat", shipped.explain(prompt)
+
+
+@pytest.mark.parametrize(
+    ("prompt", "offered"),
+    [
+        ("what time is it in Paris", True),
+        ("what is the time in Paris", True),
+        ("Is it already evening in Los Angeles", False),  # under the threshold on this catalog
+    ],
+)
+def test_a_closing_question_mark_changes_no_decision(
+    shipped: Router, prompt: str, offered: bool
+) -> None:
+    # Most plain-chat examples are questions: a final "?" drew requests to them (issue #18's
+    # inputs; on the default catalog "what time is it in Paris?" was plain chat).
+    plain = shipped.route(prompt)
+    assert ("time" in plain.servers) is offered, shipped.explain(prompt)
+    for asked in (prompt + "?", prompt + " ?", prompt + "？", prompt + "."):
+        decision = shipped.route(asked)
+        assert (decision.servers, decision.method) == (plain.servers, plain.method), asked
+
+
+def test_closing_punctuation_is_dropped_only_at_the_end() -> None:
+    assert without_closing_punctuation("what time is it in Paris?!") == "what time is it in Paris"
+    assert without_closing_punctuation("東京は今何時ですか？") == "東京は今何時ですか"
+    assert without_closing_punctuation("e.g. this. And that?") == "e.g. this. And that"
+    assert without_closing_punctuation("?") == "?"  # nothing else left: kept as it is
 
 
 def test_tools_per_server_caps_each_server(shipped: Router) -> None:

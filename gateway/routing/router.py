@@ -27,6 +27,7 @@ from gateway.routing.text import (
     schema_text,
     slug,
     split_identifier,
+    without_closing_punctuation,
 )
 from gateway.tools import Tool
 
@@ -290,6 +291,7 @@ class Router:
         started = time.perf_counter()
         s = self.settings
         raw_mentions, query = mentions(prompt)
+        query = without_closing_punctuation(query)
         mentioned = tuple(dict.fromkeys(n for n in map(self.resolve, raw_mentions) if n))
         # A turn pinned by an @mention offers its server whatever the scores: only the order of
         # that server's tools is left to rank, and it gets the strongest model.

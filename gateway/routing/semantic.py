@@ -12,6 +12,8 @@ from typing import Protocol
 import numpy as np
 import requests
 
+from gateway.routing.text import without_closing_punctuation
+
 
 class Encoder(Protocol):
     """Turns texts into L2-normalized vectors; ``name`` identifies the model for caching."""
@@ -126,7 +128,12 @@ PLAIN_CHAT = Path(__file__).parent / "data" / "plain-chat.txt"
 def plain_chat_examples() -> tuple[str, ...]:
     """Requests a model answers without tools (``data/plain-chat.txt``, written for the router)."""
     lines = PLAIN_CHAT.read_text(encoding="utf-8").splitlines()
-    return tuple(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+    # Without their closing "?" or ".", as prompts are compared (text.without_closing_punctuation).
+    return tuple(
+        without_closing_punctuation(line.strip())
+        for line in lines
+        if line.strip() and not line.startswith("#")
+    )
 
 
 @cache

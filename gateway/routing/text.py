@@ -139,6 +139,21 @@ def mentions(text: str) -> tuple[list[str], str]:
     return found, " ".join(stripped.split())
 
 
+# Punctuation that ends a request, in Latin and CJK scripts.
+_CLOSING = re.compile(r"[\s.!?\u3002\uff01\uff0e\uff1f]+$")
+
+
+def without_closing_punctuation(text: str) -> str:
+    """``text`` without the punctuation that ends it ("... in Paris?" → "... in Paris").
+
+    How a request is phrased is not what it needs, but the dense encoders weigh a final "?",
+    and most plain-chat examples are questions: "what time is it in Paris?" read as plain chat
+    and "what time is it in Paris" as the time server. Applied to prompts and to the plain-chat
+    examples alike (not to tools' own texts: measured, that lowered plain-chat accuracy).
+    """
+    return _CLOSING.sub("", text) or text
+
+
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n")
 
 
