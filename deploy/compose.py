@@ -386,7 +386,8 @@ def restart(compose: Compose, service: str) -> int:
     with HealthTicker(compose):
         for name in names:
             code = subprocess.run([compose.engine, "restart", "-t", "35", name]).returncode
-            code = code or wait_container_healthy(compose, name, 300)
+            # The restarted one reports "starting" again until its first passing check.
+            code = code or wait_healthy(compose, service, len(names), 300)
             if code:
                 return code
             _until_nginx_has_asked_again()
@@ -395,17 +396,6 @@ def restart(compose: Compose, service: str) -> int:
 
 def _until_nginx_has_asked_again() -> None:
     time.sleep(NGINX_DNS_VALID_SECONDS + 1)
-
-
-def wait_container_healthy(compose: Compose, name: str, timeout: float) -> int:
-    """0 once the container ``name`` reports healthy, else 1 after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while (state := health(compose, name)) != "healthy":
-        if time.monotonic() > deadline:
-            _err(f"{name}: {state} after {timeout:g} s")
-            return 1
-        time.sleep(1)
-    return 0
 
 
 def scale(compose: Compose, replicas: int, timeout: float = 300) -> int:

@@ -86,6 +86,19 @@ class Stack:
     def replicas(self) -> list[str]:
         return compose.containers(compose.detect(self.env), "gateway", running=True)
 
+    def nginx(self) -> str:
+        return compose.containers(compose.detect(self.env), "nginx")[0]
+
+    def log_lines(self, container: str, *options: str) -> list[str]:
+        """The container's output (stdout and stderr) as the engine keeps it."""
+        logs = subprocess.run(
+            [self.engine, "logs", *options, container],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        return (logs.stdout + logs.stderr).splitlines()
+
 
 def _note(stack: Stack, name: str, value: object) -> None:
     stack.figures[name] = value
@@ -219,15 +232,8 @@ def _served_by(stack: Stack, count: int, *, settling: bool = False) -> dict[str,
             time.sleep(1)
             return {}
         assert response.status_code == 200
-    nginx = compose.containers(compose.detect(stack.env), "nginx")[0]
-    logs = subprocess.run(
-        [stack.engine, "logs", "--tail", str(count * 4), nginx],
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
     served: dict[str, int] = {}
-    for line in (logs.stdout + logs.stderr).splitlines():
+    for line in stack.log_lines(stack.nginx(), "--tail", str(count * 4)):
         if f"request_id=spread-{marker}-" in line and "upstream=" in line:
             upstream = line.split("upstream=", 1)[1].split()[0]
             served[upstream] = served.get(upstream, 0) + 1
@@ -366,22 +372,12 @@ def _explain(stack: Stack, victim: str | None, results: list) -> None:
         if outcome != 200 or duration > 0.5:
             when = f"sent at {started:+.2f} s"
             print(f"[load] {request_id} {when}: {outcome} in {duration:.2f} s")  # noqa: T201
-    nginx = compose.containers(compose.detect(stack.env), "nginx")[0]
-    logs = subprocess.run(
-        [stack.engine, "logs", "--since", "60s", nginx], capture_output=True, text=True, timeout=60
-    )
     wanted = {r[3] for r in results if r[2] != 200 or r[1] > 0.5}
-    for line in (logs.stdout + logs.stderr).splitlines():
+    for line in stack.log_lines(stack.nginx(), "--since", "60s"):
         if any(w in line for w in wanted) or "[error]" in line or "[warn]" in line:
             print(f"[nginx] {line[:400]}")  # noqa: T201
     for replica in stack.replicas():
-        replica_logs = subprocess.run(
-            [stack.engine, "logs", "--since", "60s", replica],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        for line in (replica_logs.stdout + replica_logs.stderr).splitlines():
+        for line in stack.log_lines(replica, "--since", "60s"):
             if any(w in line for w in wanted) or " WARNING " in line or " ERROR " in line:
                 print(f"[{replica}] {line[:400]}")  # noqa: T201
     if victim is None:
